@@ -1,0 +1,56 @@
+"""Criterion registry and the units x features view every criterion reads."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from edgeprune.errors import ConfigError
+from edgeprune.graph.coupling import ChannelGroup
+
+
+@dataclass
+class ScoringContext:
+    """What a criterion may read: tensors by name, their gradients (Taylor), module types."""
+
+    tensors: dict[str, torch.Tensor]
+    grads: dict[str, torch.Tensor] = field(default_factory=dict)
+    owner_types: dict[str, type] = field(default_factory=dict)
+    generator: torch.Generator | None = None
+
+
+Criterion = Callable[[ChannelGroup, ScoringContext], torch.Tensor]
+CRITERIA: dict[str, Criterion] = {}
+
+
+def register_criterion(name: str) -> Callable[[Criterion], Criterion]:
+    def wrap(fn: Criterion) -> Criterion:
+        CRITERIA[name] = fn
+        return fn
+    return wrap
+
+
+def get_criterion(name: str) -> Criterion:
+    if name not in CRITERIA:
+        raise ConfigError(f"unknown criterion {name!r}; choose one of {sorted(CRITERIA)}")
+    return CRITERIA[name]
+
+
+def unit_views(group: ChannelGroup, source: dict[str, torch.Tensor],
+               only_params: set[str] | None = None) -> Iterator[tuple[tuple, torch.Tensor]]:
+    """For each tensor axis of the group: (slot, [units, features]) gathered from `source`."""
+    for slot in group.param_slots:
+        _, name, dim = slot
+        if name not in source or (only_params is not None and name not in only_params):
+            continue
+        t = source[name].detach().float().movedim(dim, 0)
+        counts = {len(u[slot]) for u in group.units}
+        if len(counts) == 1:
+            idx = torch.as_tensor(np.stack([u[slot] for u in group.units]), dtype=torch.long)
+            yield slot, t[idx.flatten()].reshape(len(group.units), -1)
+        else:  # uneven units: pad with zeros
+            rows = [t[torch.as_tensor(u[slot], dtype=torch.long)].flatten() for u in group.units]
+            width = max(r.numel() for r in rows)
+            yield slot, torch.stack([torch.nn.functional.pad(r, (0, width - r.numel())) for r in rows])

@@ -1,0 +1,28 @@
+"""L1 / L2 magnitude of each unit's weights (Li, Kadav, Durdanovic, Samet, Graf, "Pruning
+Filters for Efficient ConvNets", ICLR 2017). Summed over every layer of the coupled group,
+each layer's norms divided by their mean so that no layer dominates by its scale."""
+from __future__ import annotations
+
+import torch
+
+from edgeprune.criteria.base import ScoringContext, register_criterion, unit_views
+from edgeprune.graph.coupling import ChannelGroup
+
+
+def _norm(group: ChannelGroup, ctx: ScoringContext, p: int) -> torch.Tensor:
+    params = {n for n, t in ctx.tensors.items() if isinstance(t, torch.nn.Parameter)}
+    score = torch.zeros(len(group))
+    for _, view in unit_views(group, ctx.tensors, only_params=params):
+        norms = view.norm(p=p, dim=1)
+        score += norms / norms.mean().clamp_min(1e-12)
+    return score
+
+
+@register_criterion("l1")
+def l1(group: ChannelGroup, ctx: ScoringContext) -> torch.Tensor:
+    return _norm(group, ctx, 1)
+
+
+@register_criterion("l2")
+def l2(group: ChannelGroup, ctx: ScoringContext) -> torch.Tensor:
+    return _norm(group, ctx, 2)

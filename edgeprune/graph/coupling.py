@@ -1,0 +1,281 @@
+"""From an OpGraph to channel units and groups.
+
+Every channel axis (a dim of a traced value, or of a parameter) is a *slot*; every index of a
+slot is an *element*. Rules tie elements of different slots; the connected components are
+the *units*: sets of indices that can only be removed together (a conv filter, its batch-norm
+entries, the matching input columns of every consumer, the spatial block it becomes after a
+flatten, the same channel on every branch of a residual add...). A unit is prunable when it
+holds at least one parameter element and no blocked element. Units whose parameter slots are
+the same form a *group*: one layer's (or one coupled set of layers') channels, ranked together.
+
+Reshapes are resolved last: a dim that splits into several (C -> heads x head_dim, or the
+view of a channel shuffle) carries its units on one factor only, chosen from what the other
+ops allow (a factor that is blocked elsewhere is never chosen; one tied to parameters is
+preferred; otherwise the largest).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from torch import nn
+
+from edgeprune.errors import UnsupportedLayerError
+from edgeprune.graph.graph import OpGraph, OpNode, Value
+from edgeprune.rules.base import CouplingContext, Slot, op_rule, rule_for
+
+
+@dataclass
+class ChannelGroup:
+    """Channels ranked and removed together. `units[u]` maps slot -> indices removed with unit u."""
+
+    index: int
+    name: str
+    units: list[dict[Slot, np.ndarray]]
+    param_slots: list[Slot] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    @property
+    def channels_per_unit(self) -> int:
+        """Channels of the group's first parameter slot removed per unit (1, or a head's width)."""
+        return len(self.units[0][self.param_slots[0]])
+
+    def __repr__(self) -> str:
+        return f"ChannelGroup({self.name}, {len(self.units)} units, {len(self.param_slots)} param axes)"
+
+
+class Coupler(CouplingContext):
+    def __init__(self, graph: OpGraph, tensors: dict[str, "object"]):
+        self.graph, self.tensors = graph, tensors
+        self.base: dict[Slot, int] = {}
+        self.sizes: dict[Slot, int] = {}
+        self.n = 0
+        self._ea: list[np.ndarray] = []
+        self._eb: list[np.ndarray] = []
+        self.slot_links: list[tuple[Slot, Slot]] = []
+        self.blocked: set[Slot] = set()
+        self.unknown: dict[Slot, str] = {}
+        self.mentioned: set[Slot] = set()
+        self.reshapes: list[tuple[OpNode, Value, Value]] = []
+
+    # CouplingContext ------------------------------------------------------
+    def _ensure(self, slot: Slot, size: int) -> Slot:
+        if slot not in self.base:
+            self.base[slot], self.sizes[slot] = self.n, size
+            self.n += size
+        return slot
+
+    def value(self, v: Value, dim: int) -> Slot:
+        dim = dim % v.ndim
+        slot = ("p", v.param, dim) if v.param else ("v", v.id, dim)
+        self.mentioned.add(slot)
+        return self._ensure(slot, v.shape[dim])
+
+    def param(self, name: str, dim: int) -> Slot:
+        t = self.tensors[name]
+        return self._ensure(("p", name, dim % t.ndim), t.shape[dim])
+
+    def size(self, slot: Slot) -> int:
+        return self.sizes[slot]
+
+    def same(self, a: Slot, b: Slot, a_start: int = 0, b_start: int = 0, length: int | None = None) -> None:
+        length = self.sizes[a] - a_start if length is None else length
+        idx = np.arange(length)
+        self.link(a, idx + a_start, b, idx + b_start)
+
+    def link(self, a: Slot, a_idx: np.ndarray, b: Slot, b_idx: np.ndarray) -> None:
+        a_idx, b_idx = np.asarray(a_idx, dtype=np.int64), np.asarray(b_idx, dtype=np.int64)
+        if a_idx.shape != b_idx.shape or (a_idx.size and (a_idx.max() >= self.sizes[a] or b_idx.max() >= self.sizes[b])):
+            raise ValueError(f"rule linked {a} and {b} with mismatched indices")
+        self._ea.append(a_idx + self.base[a])
+        self._eb.append(b_idx + self.base[b])
+        self.slot_links.append((a, b))
+
+    def reshape(self, src: Value, dst: Value) -> None:
+        self.reshapes.append((self._node, src, dst))
+
+    # the pass -------------------------------------------------------------
+    def block_value(self, v: Value, reason: str | None = None) -> None:
+        for d in range(v.ndim):
+            slot = ("p", v.param, d) if v.param else ("v", v.id, d)
+            self._ensure(slot, v.shape[d])
+            (self.unknown.__setitem__(slot, reason) if reason else self.blocked.add(slot))
+
+    def _close_node(self, node: OpNode) -> None:
+        for v in node.inputs + node.outputs:
+            for d in range(v.ndim):
+                slot = ("p", v.param, d) if v.param else ("v", v.id, d)
+                if slot not in self.mentioned:
+                    self._ensure(slot, v.shape[d])
+                    self.blocked.add(slot)
+
+    def run(self, ignore_params: set[str]) -> None:
+        deferred = []
+        for node in self.graph.nodes:
+            self._node, self.mentioned = node, set()
+            if node.kind == "module":
+                rule = rule_for(node.module)
+                rule.couple(self, node, node.target + "." if node.target else "")
+            else:
+                rule = op_rule(node.target)
+                if rule is None:
+                    for v in node.inputs + node.outputs:
+                        self.block_value(v, reason=f"op '{node.target}' (op #{node.index})")
+                    continue
+                rule(self, node)
+            if any(r[0] is node for r in self.reshapes):
+                deferred.append((node, set(self.mentioned)))
+            else:
+                self._close_node(node)
+        for v in self.graph.inputs + self.graph.outputs:
+            self.block_value(v)
+        for v in self.graph.values.values():
+            if v.producer is None and v.param is None and v not in self.graph.inputs:
+                self.block_value(v)  # a constant made outside the trace: its size is fixed
+        for name in ignore_params:
+            t = self.tensors[name]
+            for d in range(t.ndim):
+                self.blocked.add(self._ensure(("p", name, d), t.shape[d]))
+        self._resolve_reshapes(deferred)
+
+    # reshapes -------------------------------------------------------------
+    def _dim_flags(self) -> tuple[dict[Slot, int], np.ndarray, np.ndarray]:
+        slots = list(self.base)
+        pos = {s: i for i, s in enumerate(slots)}
+        a = np.array([pos[x] for x, _ in self.slot_links], dtype=np.int64)
+        b = np.array([pos[y] for _, y in self.slot_links], dtype=np.int64)
+        m = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(slots), len(slots)))
+        _, lab = connected_components(m, directed=False)
+        blocked = np.zeros(lab.max() + 1 if len(lab) else 0, bool)
+        has_param = np.zeros_like(blocked)
+        for s, i in pos.items():
+            if s in self.blocked or s in self.unknown:
+                blocked[lab[i]] = True
+            if s[0] == "p":
+                has_param[lab[i]] = True
+        return {s: lab[i] for s, i in pos.items()}, blocked, has_param
+
+    def _resolve_reshapes(self, deferred: list[tuple[OpNode, set]]) -> None:
+        if not deferred:
+            return
+        comp, blocked, has_param = self._dim_flags()
+
+        def score(v: Value, d: int) -> tuple:
+            slot = ("p", v.param, d) if v.param else ("v", v.id, d)
+            c = comp.get(slot)
+            free = c is None or not blocked[c]
+            return (free, c is not None and bool(has_param[c]), v.shape[d], -d)
+
+        by_node = {id(n): m for n, m in deferred}
+        for node, src, dst in self.reshapes:
+            self._node, self.mentioned = node, by_node[id(node)]
+            for s_dims, d_dims in _factor_groups(src.shape, dst.shape):
+                s_dims = [d for d in s_dims if src.shape[d] > 1]
+                d_dims = [d for d in d_dims if dst.shape[d] > 1]
+                if not s_dims or not d_dims:
+                    continue
+                cs = max(s_dims, key=lambda d: score(src, d))
+                cd = max(d_dims, key=lambda d: score(dst, d))
+                flat = np.arange(int(np.prod([src.shape[d] for d in s_dims])))
+                self.link(self.value(src, cs), _digit(flat, src.shape, s_dims, cs),
+                          self.value(dst, cd), _digit(flat, dst.shape, d_dims, cd))
+        for node, mentioned in deferred:
+            self._close_node_with(node, by_node[id(node)])
+
+    def _close_node_with(self, node: OpNode, mentioned: set) -> None:
+        self.mentioned = mentioned
+        self._close_node(node)
+
+    # components -----------------------------------------------------------
+    def groups(self, graph: OpGraph) -> tuple[list[ChannelGroup], list[str]]:
+        n = self.n
+        a = np.concatenate(self._ea) if self._ea else np.zeros(0, np.int64)
+        b = np.concatenate(self._eb) if self._eb else np.zeros(0, np.int64)
+        m = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
+        ncomp, lab = connected_components(m, directed=False)
+        bad = np.zeros(ncomp, bool)
+        unknown_comp: dict[int, str] = {}
+        for s in self.blocked:
+            bad[lab[self.base[s]:self.base[s] + self.sizes[s]]] = True
+        for s, why in self.unknown.items():
+            for c in np.unique(lab[self.base[s]:self.base[s] + self.sizes[s]]):
+                unknown_comp.setdefault(int(c), why)
+        param = np.zeros(ncomp, bool)
+        for s in self.base:
+            if s[0] == "p":
+                param[lab[self.base[s]:self.base[s] + self.sizes[s]]] = True
+        problems = sorted({why for c, why in unknown_comp.items() if param[c] and not bad[c]})
+        for c in unknown_comp:
+            bad[c] = True
+        good = param & ~bad
+        comps, slots, idxs = [], [], []
+        slot_list = list(self.base)
+        for k, s in enumerate(slot_list):
+            lab_s = lab[self.base[s]:self.base[s] + self.sizes[s]]
+            sel = np.nonzero(good[lab_s])[0]
+            if sel.size:
+                comps.append(lab_s[sel]); idxs.append(sel); slots.append(np.full(sel.size, k))
+        if not comps:
+            return [], problems
+        comps, slots, idxs = map(np.concatenate, (comps, slots, idxs))
+        order = np.lexsort((idxs, slots, comps))
+        comps, slots, idxs = comps[order], slots[order], idxs[order]
+        cuts = np.nonzero(np.diff(comps))[0] + 1
+        by_sig: dict[tuple, list[dict]] = {}
+        for c_sl, c_ix in zip(np.split(slots, cuts), np.split(idxs, cuts)):
+            scuts = np.nonzero(np.diff(c_sl))[0] + 1
+            unit = {slot_list[s[0]]: ix for s, ix in zip(np.split(c_sl, scuts), np.split(c_ix, scuts))}
+            sig = tuple(sorted((s, len(ix)) for s, ix in unit.items() if s[0] == "p"))
+            by_sig.setdefault(sig, []).append(unit)
+        groups = []
+        for sig, units in by_sig.items():
+            pslots = sorted({s for s, _ in sig}, key=lambda s: (s[2], s[1]))
+            units.sort(key=lambda u: int(u[pslots[0]][0]))
+            name = pslots[0][1].rsplit(".", 1)[0]
+            groups.append(ChannelGroup(len(groups), name, units, pslots))
+        return groups, problems
+
+
+def _factor_groups(src: tuple, dst: tuple) -> list[tuple[list[int], list[int]]]:
+    """Split two shapes of equal numel into runs of dims with equal products."""
+    out, i, j = [], 0, 0
+    while i < len(src) or j < len(dst):
+        si, dj = [i], [j]
+        ps = src[i] if i < len(src) else 1
+        pd = dst[j] if j < len(dst) else 1
+        i, j = i + 1, j + 1
+        while ps != pd:
+            if ps < pd and i < len(src):
+                ps *= src[i]; si.append(i); i += 1
+            elif j < len(dst):
+                pd *= dst[j]; dj.append(j); j += 1
+            else:
+                break
+        out.append(([d for d in si if d < len(src)], [d for d in dj if d < len(dst)]))
+    return out
+
+
+def _digit(flat: np.ndarray, shape: tuple, dims: list[int], d: int) -> np.ndarray:
+    """Index along dim `d` of each flat position within the run of `dims` (row-major)."""
+    inner = int(np.prod([shape[k] for k in dims if k > d]))
+    return (flat // inner) % shape[d]
+
+
+def build_groups(model: nn.Module, graph: OpGraph, ignore: list[str] | None = None,
+                 strict: bool = True) -> list[ChannelGroup]:
+    """Channel groups of `model` traced as `graph`. Modules named in `ignore` keep every tensor.
+    Raises UnsupportedLayerError when an unknown op costs prunable channels (unless strict=False)."""
+    tensors = dict(model.named_parameters(remove_duplicate=False))
+    tensors.update(dict(model.named_buffers(remove_duplicate=False)))
+    ignore = ignore or []
+    ignore_params = {n for n in tensors if any(n == p or n.startswith(p + ".") for p in ignore)}
+    coupler = Coupler(graph, tensors)
+    coupler.run(ignore_params)
+    groups, problems = coupler.groups(graph)
+    if problems and strict:
+        raise UnsupportedLayerError(problems[0], problems[0])
+    return groups

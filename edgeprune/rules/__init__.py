@@ -1,0 +1,5 @@
+"""Pruning rules, one file per family. Importing this package registers them all."""
+from edgeprune.rules import attention, conv, embedding, linear, norm, ops, recurrent  # noqa: F401
+from edgeprune.rules.base import LayerRule, has_rule, register_op, register_rule, rule_for
+
+__all__ = ["LayerRule", "has_rule", "register_op", "register_rule", "rule_for"]

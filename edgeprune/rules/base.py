@@ -1,0 +1,119 @@
+"""The rule API: the only place that knows layer types.
+
+A rule says, for one op in the traced graph, which channel axes of its inputs, outputs and
+parameters are tied index-to-index. Everything a rule does not mention is *blocked*: it can
+not change size through this op. So an op the engine does not understand can only make the
+model prune less, never break it (and an error says so when it costs prunable channels).
+
+Module rules (``LayerRule`` subclasses, registered per module type) also fix the module's
+attributes after its tensors were sliced, and may give a masked forward for verification.
+Op rules (plain functions, registered per canonical op name) only couple.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeprune.graph.graph import OpNode, Value
+
+Slot = tuple  # ("v", value_id, dim) or ("p", tensor_qualname, dim)
+
+
+class CouplingContext:
+    """What rules call. Implemented by edgeprune.graph.coupling.Coupler."""
+
+    def value(self, v: Value, dim: int) -> Slot: ...
+    def param(self, name: str, dim: int) -> Slot: ...
+    def same(self, a: Slot, b: Slot, a_start: int = 0, b_start: int = 0, length: int | None = None) -> None: ...
+    def link(self, a: Slot, a_idx: np.ndarray, b: Slot, b_idx: np.ndarray) -> None: ...
+    def reshape(self, src: Value, dst: Value) -> None: ...
+    def size(self, slot: Slot) -> int: ...
+
+
+class LayerRule:
+    """Knowledge about one module type. Subclass, then ``@register_rule(ModuleType)``."""
+
+    def couple(self, ctx: CouplingContext, node: OpNode, prefix: str) -> None:
+        """Tie axes: `node.inputs`/`node.outputs` are Values, params are `prefix + name`."""
+        raise NotImplementedError
+
+    def update(self, module: nn.Module) -> None:
+        """Fix attributes (in_channels, num_heads...) after its tensors were sliced."""
+
+    def masked_call(self, module: nn.Module, args: tuple, kwargs: dict, removed: dict) -> Any:
+        """Output of the original module as if the removed input channels were absent
+        (`removed[input_position][dim]` = indices); None when zeroing them is enough, which is
+        the case for all but normalisations over the channel axis (LayerNorm)."""
+        return None
+
+    def macs(self, module: nn.Module, node: OpNode) -> int:
+        return 0
+
+
+_MODULE_RULES: dict[type, LayerRule] = {}
+OpRule = Callable[[CouplingContext, OpNode], None]
+_OP_RULES: dict[str, OpRule] = {}
+
+
+def register_rule(*module_types: type) -> Callable:
+    """Class decorator: ``@register_rule(MyLayer) class MyRule(LayerRule): ...``."""
+    def wrap(rule_cls: type[LayerRule]) -> type[LayerRule]:
+        for t in module_types:
+            _MODULE_RULES[t] = rule_cls()
+        return rule_cls
+    return wrap
+
+
+def register_op(*names: str) -> Callable[[OpRule], OpRule]:
+    """Function decorator for op rules, keyed by canonical op name ('add', 'cat', ...)."""
+    def wrap(fn: OpRule) -> OpRule:
+        for n in names:
+            _OP_RULES[n] = fn
+        return fn
+    return wrap
+
+
+def rule_for(module: nn.Module) -> LayerRule | None:
+    for t in type(module).__mro__:
+        if t in _MODULE_RULES:
+            # subclasses inherit a rule only when they keep the parent's forward
+            if t is type(module) or type(module).forward is t.forward:
+                return _MODULE_RULES[t]
+            return None
+    return None
+
+
+def has_rule(module: nn.Module) -> bool:
+    return rule_for(module) is not None
+
+
+def op_rule(name: str) -> OpRule | None:
+    return _OP_RULES.get(name)
+
+
+def known_ops() -> Iterable[str]:
+    return _OP_RULES.keys()
+
+
+def tensor_of(module: nn.Module, name: str) -> torch.Tensor | None:
+    return getattr(module, name, None)
+
+
+MaskedOp = Callable[[tuple, dict, dict], Any]
+_MASKED_OPS: dict[str, MaskedOp] = {}
+
+
+def register_masked_op(name: str) -> Callable[[MaskedOp], MaskedOp]:
+    """For verification: how op `name` computes when removed input channels are absent
+    (not just zero). Only needed for ops that normalise over a channel axis."""
+    def wrap(fn: MaskedOp) -> MaskedOp:
+        _MASKED_OPS[name] = fn
+        return fn
+    return wrap
+
+
+def masked_op(name: str) -> MaskedOp | None:
+    return _MASKED_OPS.get(name)

@@ -1,0 +1,67 @@
+"""Apply a PrunePlan: slice tensors in place, then let each layer's rule fix its attributes."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgeprune.errors import PlanMismatchError
+from edgeprune.rules.base import _MODULE_RULES
+from edgeprune.surgery.plan import PrunePlan
+
+# attributes some models read in forward() for a width (torchvision's ViT reads hidden_dim)
+_WIDTH_ATTRS = ("hidden_dim", "embed_dim", "dim", "channels", "num_features", "hidden_size", "width")
+
+
+def _update_rule(module: nn.Module):
+    for t in type(module).__mro__:
+        if t in _MODULE_RULES:
+            return _MODULE_RULES[t]
+    return None
+
+
+def _keep_index(size: int, removed: list[int], device) -> torch.Tensor:
+    mask = torch.ones(size, dtype=torch.bool)
+    mask[torch.as_tensor(removed, dtype=torch.long)] = False
+    return mask.nonzero().squeeze(1).to(device)
+
+
+def apply_plan(model: nn.Module, plan: PrunePlan) -> nn.Module:
+    """Prune `model` in place following `plan` and return it."""
+    owners: dict[str, tuple[nn.Module, str]] = {}
+    for mname, mod in model.named_modules(remove_duplicate=False):
+        for tname, _ in list(mod.named_parameters(recurse=False)) + list(mod.named_buffers(recurse=False)):
+            owners.setdefault(f"{mname}.{tname}" if mname else tname, (mod, tname))
+    for name, shape in plan.shapes.items():
+        if name not in owners:
+            raise PlanMismatchError(f"the plan prunes '{name}', which this model does not have.\n"
+                                    "help: apply the plan to the architecture it was made for.")
+        actual = list(getattr(owners[name][0], owners[name][1]).shape)
+        if actual != shape:
+            raise PlanMismatchError(f"'{name}' has shape {actual}, the plan expects {shape}.\n"
+                                    "help: apply the plan to a fresh, unpruned instance of the same architecture.")
+    touched: dict[int, tuple[nn.Module, dict[int, tuple[int, int]]]] = {}
+    for name, dims in plan.removed.items():
+        mod, tname = owners[name]
+        t = getattr(mod, tname)
+        new = t.detach()
+        sizes = touched.setdefault(id(mod), (mod, {}))[1]
+        for d, idx in dims.items():
+            if idx:
+                sizes.setdefault(d, (t.shape[d], t.shape[d] - len(idx)))
+                new = new.index_select(d, _keep_index(t.shape[d], idx, t.device))
+        with torch.no_grad():
+            if isinstance(t, nn.Parameter):
+                setattr(mod, tname, nn.Parameter(new.clone(), requires_grad=t.requires_grad))
+            else:
+                mod._buffers[tname] = new.clone()
+    for mod, sizes in touched.values():
+        rule = _update_rule(mod)
+        if rule is not None:
+            rule.update(mod)
+        elif sizes:
+            for attr in _WIDTH_ATTRS:
+                v = getattr(mod, attr, None)
+                for old, new in sizes.values():
+                    if isinstance(v, int) and not isinstance(v, bool) and v == old:
+                        setattr(mod, attr, new)
+    return model

@@ -1,0 +1,199 @@
+"""Check a pruned model against the original with the removed channels masked.
+
+The reference is the *original* model replayed op by op (in float64, eval mode) with every
+removed channel zeroed where an op consumes it. Zeroing a conv filter is not enough (a
+following batch norm would turn the zeros into its bias), which is why the masking happens at
+each consumer. Normalisations over the channel axis (LayerNorm) are evaluated over the kept
+channels. The pruned model must then give the same outputs, to float tolerance.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils._pytree import tree_flatten, tree_map
+
+from edgeprune.errors import VerificationError
+from edgeprune.graph.coupling import ChannelGroup, build_groups
+from edgeprune.graph.graph import OpGraph, Value
+from edgeprune.graph.trace import _call, _fx_trace, _Recorder, canonical_name, trace
+from edgeprune.rules.base import has_rule, masked_op, rule_for
+from edgeprune.surgery.plan import PrunePlan
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    max_abs_error: float
+    output_scale: float
+    tolerance: float
+    tracer: str
+    message: str = ""
+
+    def __str__(self) -> str:
+        state = "OK" if self.ok else "FAILED"
+        return (f"verification {state}: max |pruned - masked original| = {self.max_abs_error:.3g} "
+                f"(tolerance {self.tolerance:.3g}, output scale {self.output_scale:.3g}, tracer {self.tracer})"
+                + (f"\n{self.message}" if self.message else ""))
+
+
+def removed_slots(groups: list[ChannelGroup], plan: PrunePlan) -> dict[tuple, np.ndarray]:
+    """Per slot (value or tensor axis), the indices the plan removes; checks the plan only
+    removes whole coupled units."""
+    out: dict[tuple, list[np.ndarray]] = {}
+    covered: dict[tuple, set] = {}
+    for g in groups:
+        for unit in g.units:
+            flags = []
+            for slot, idx in unit.items():
+                if slot[0] == "p":
+                    gone = set(plan.removed.get(slot[1], {}).get(slot[2], ()))
+                    flags.append(all(int(i) in gone for i in idx) if gone else False)
+                    if flags[-1] is False and gone and any(int(i) in gone for i in idx):
+                        raise VerificationError(f"the plan removes part of a coupled unit of {g.name} "
+                                                f"({slot[1]} dim {slot[2]}): coupled channels must go together")
+            if flags and all(flags):
+                for slot, idx in unit.items():
+                    out.setdefault(slot, []).append(idx)
+                    if slot[0] == "p":
+                        covered.setdefault((slot[1], slot[2]), set()).update(int(i) for i in idx)
+            elif any(flags):
+                raise VerificationError(f"the plan removes a unit of {g.name} from some coupled layers only")
+    for name, dims in plan.removed.items():
+        for d, idx in dims.items():
+            extra = set(idx) - covered.get((name, d), set())
+            if extra:
+                raise VerificationError(f"the plan removes indices {sorted(extra)[:5]} of {name} dim {d}, "
+                                        "which are not a prunable unit of the original model")
+    return {s: np.unique(np.concatenate(v)) for s, v in out.items()}
+
+
+class _Masker(_Recorder):
+    """Replays the model, zeroing removed channels at every op input (node k = graph.nodes[k])."""
+
+    def __init__(self, model: nn.Module, graph: OpGraph, removed: dict[tuple, np.ndarray]):
+        super().__init__(has_rule, model)
+        self.ref, self.removed = graph, removed
+
+    def _node_removed(self, v: Value) -> dict[int, np.ndarray]:
+        out = {}
+        for d in range(v.ndim):
+            slot = ("p", v.param, d) if v.param else ("v", v.id, d)
+            if slot in self.removed:
+                out[d] = self.removed[slot]
+        return out
+
+    def _mask(self, k: int, kind: str, target: str, args: tuple, kwargs: dict):
+        if k >= len(self.ref.nodes) or self.ref.nodes[k].target != target or self.ref.nodes[k].kind != kind:
+            return args, kwargs, {}
+        inputs = iter(self.ref.nodes[k].inputs)
+        per_input: dict[int, dict] = {}
+        counter = iter(range(10**9))
+
+        def zero(t):
+            if not isinstance(t, torch.Tensor):
+                return t
+            j, v = next(counter), next(inputs, None)
+            rem = self._node_removed(v) if v is not None and tuple(v.shape) == tuple(t.shape) else {}
+            if rem:
+                per_input[j] = rem
+                for d, idx in rem.items():
+                    t = t.index_fill(d, torch.as_tensor(idx, dtype=torch.long, device=t.device), 0)
+            return t
+        leaves, spec = tree_flatten((args, kwargs))
+        args, kwargs = spec.unflatten([zero(t) for t in leaves]) if leaves else (args, kwargs)
+        return args, kwargs, per_input
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.leaf_depth:
+            return func(*args, **kwargs)
+        name = canonical_name(func)
+        args, kwargs, per_input = self._mask(len(self.nodes), "function", name, args, kwargs)
+        pending = self._refs(args, kwargs)
+        special = masked_op(name)
+        out = special(args, kwargs, per_input) if special and per_input else func(*args, **kwargs)
+        self._finish("function", name, pending, out, None)
+        return out
+
+    def pre_hook(self, module, args, kwargs):
+        if self.leaf_depth == 0:
+            with torch._C.DisableTorchFunction():
+                args, kwargs, per_input = self._mask(len(self.nodes), "module", self.module_names[id(module)],
+                                                     args, kwargs)
+                self._per_input = per_input
+                self._pending.append(self._refs(args, kwargs))
+        self.leaf_depth += 1
+        return args, kwargs
+
+    def post_hook(self, module, args, kwargs, out):
+        if self.leaf_depth == 1 and getattr(self, "_per_input", None):
+            with torch._C.DisableTorchFunction():
+                special = rule_for(module).masked_call(module, args, kwargs, self._per_input)
+                out = out if special is None else special
+        super().post_hook(module, args, kwargs, out)
+        return out
+
+
+def masked_forward(model: nn.Module, graph: OpGraph, removed: dict[tuple, np.ndarray], example_inputs: Any) -> Any:
+    runner = _fx_trace(model, has_rule) if graph.tracer == "fx" else model
+    masker = _Masker(model, graph, removed)
+    handles = []
+    for m in model.modules():
+        if has_rule(m):
+            handles.append(m.register_forward_pre_hook(masker.pre_hook, with_kwargs=True))
+            handles.append(m.register_forward_hook(masker.post_hook, with_kwargs=True))
+    try:
+        with torch.no_grad(), masker:
+            for t in tree_flatten(example_inputs)[0]:
+                if isinstance(t, torch.Tensor):
+                    masker._new_value(t, None)
+            return _call(runner, example_inputs)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _to64(x: Any) -> Any:
+    return tree_map(lambda t: t.double() if isinstance(t, torch.Tensor) and t.is_floating_point() else t, x)
+
+
+def verify(original: nn.Module, pruned: nn.Module, plan: PrunePlan, example_inputs: Any, *,
+           rtol: float = 1e-6, atol: float = 1e-9, raise_on_failure: bool = True,
+           ignore: list[str] | None = None) -> VerifyReport:
+    """Compare `pruned` with `original` masked by `plan` on `example_inputs` (float64, eval).
+
+    Use it on any pruning result; edgeprune.prune() calls it by default."""
+    ref = copy.deepcopy(original).double().eval()
+    small = copy.deepcopy(pruned).double().eval()
+    inputs = _to64(example_inputs)
+    graph = trace(ref, inputs)
+    groups = build_groups(ref, graph, ignore=ignore, strict=False)
+    removed = removed_slots(groups, plan)
+    expected = [t for t in tree_flatten(masked_forward(ref, graph, removed, inputs))[0] if isinstance(t, torch.Tensor)]
+    with torch.no_grad():
+        try:
+            got = [t for t in tree_flatten(_call(small, inputs))[0] if isinstance(t, torch.Tensor)]
+        except Exception as exc:
+            report = VerifyReport(False, float("inf"), 0.0, 0.0, graph.tracer, f"the pruned model fails to run: {exc}")
+            if raise_on_failure:
+                raise VerificationError(str(report)) from exc
+            return report
+    msg = ""
+    if len(got) != len(expected) or any(a.shape != b.shape for a, b in zip(got, expected)):
+        msg = (f"output shapes differ: pruned {[tuple(t.shape) for t in got]}, "
+               f"masked original {[tuple(t.shape) for t in expected]}")
+        report = VerifyReport(False, float("inf"), 0.0, 0.0, graph.tracer, msg)
+    else:
+        scale = max((float(t.abs().max()) for t in expected if t.numel() and t.is_floating_point()), default=0.0)
+        err = max((float((a.double() - b.double()).abs().max()) for a, b in zip(got, expected) if a.numel()), default=0.0)
+        tol = atol + rtol * max(scale, 1.0)
+        report = VerifyReport(err <= tol, err, scale, tol, graph.tracer)
+    if not report.ok and raise_on_failure:
+        raise VerificationError(str(report) + "\nhelp: this is a bug in a pruning rule (or a custom rule); "
+                                "please report it with the model.")
+    return report
