@@ -7,7 +7,10 @@ the pruned module computes exactly what the original computes with those heads m
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import torch
 from torch import nn
 
 from edgeprune.rules.base import LayerRule, register_rule
@@ -28,7 +31,7 @@ class MultiheadAttentionRule(LayerRule):
             ctx.same(w, w, 0, k * E, E)
         ctx.same(w, ctx.param(prefix + "in_proj_weight", 1), 0, 0, E)
         if m.in_proj_bias is not None:
-            ctx.same(w, ctx.param(prefix + "in_proj_bias", 0), 0, 0, E)
+            ctx.same(w, ctx.param(prefix + "in_proj_bias", 0))
         ctx.same(w, ctx.param(prefix + "out_proj.weight", 1), 0, 0, E)
         ctx.same(w, ctx.param(prefix + "out_proj.weight", 0), 0, 0, E)
         if m.out_proj.bias is not None:
@@ -50,6 +53,22 @@ class MultiheadAttentionRule(LayerRule):
         m.embed_dim = m.kdim = m.vdim = E
         m.num_heads = E // hd
         m.out_proj.in_features = m.out_proj.out_features = E
+
+    def masked_call(self, m, args, kwargs, removed):
+        """The original module with the removed heads silenced (their value rows zeroed)."""
+        idx = next((d[max(d)] for d in removed.values() if d), None)
+        if idx is None:
+            return None
+        E = m.embed_dim
+        masked = copy.deepcopy(m)
+        masked._forward_hooks.clear()
+        masked._forward_pre_hooks.clear()
+        rows = torch.as_tensor(idx, dtype=torch.long) + 2 * E
+        with torch.no_grad():
+            masked.in_proj_weight[rows] = 0
+            if masked.in_proj_bias is not None:
+                masked.in_proj_bias[rows] = 0
+        return masked(*args, **kwargs)
 
     def macs(self, m, node):
         q, k = node.inputs[0], node.inputs[1]
