@@ -1,0 +1,218 @@
+"""`edgeprune` command line. Each command builds the same configs as the Python API and calls
+it; exit codes: 0 ok, 1 verification failed, 2 bad input."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from edgeprune.errors import ConfigError, EdgePruneError, VerificationError
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="hapt", help="hapt (shipped), hapt12, mnist, fashion_mnist or cifar10")
+    p.add_argument("--npz", help="local .npz copy of an image dataset (instead of torchvision)")
+    p.add_argument("--root", default="~/.cache/edgeprune", help="torchvision dataset folder")
+    p.add_argument("--download", action="store_true", help="let torchvision download the dataset")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _task(a):
+    from edgeprune.workflow import load_task
+    return load_task(a.data, a.batch_size, a.npz, a.root, a.download, seed=a.seed)
+
+
+def cmd_train(a) -> int:
+    from edgeprune.store import save_model
+    from edgeprune.training import TrainConfig, evaluate, train
+    from edgeprune.zoo import create_model
+
+    task = _task(a)
+    kwargs = {"num_classes": task.num_classes}
+    model = create_model(a.model, **kwargs)
+    train(model, task.train, task.val, TrainConfig(epochs=a.epochs, lr=a.lr, seed=a.seed))
+    acc = evaluate(model, task.test)
+    save_model(model, a.out, a.model, kwargs, meta={"data": a.data, "test_accuracy": acc})
+    print(json.dumps({"test_accuracy": acc, "out": str(a.out)}) if a.json else f"test accuracy {acc:.4f}; saved to {a.out}")
+    return 0
+
+
+def cmd_prune(a) -> int:
+    from edgeprune.api import PruneConfig
+    from edgeprune.report_table import before_after_table
+    from edgeprune.store import load_model, save_model
+    from edgeprune.training import TrainConfig
+    from edgeprune.workflow import prune_and_recover
+
+    model, info = load_model(a.model)
+    if (Path(a.model) / "plan.json").exists():
+        raise ConfigError(f"{a.model} is already pruned; prune its dense parent, or use `steps` for iterative pruning")
+    task = _task(a)
+    config = PruneConfig(criterion=a.criterion, prune_ratio=a.ratio, keep_macs=a.keep_macs, keep_params=a.keep_params,
+                         scope=a.scope, round_to=a.round_to, min_channels=a.min_channels, ignore=tuple(a.ignore),
+                         steps=a.steps, seed=a.seed)
+    ft = TrainConfig(epochs=a.finetune_epochs, lr=a.lr, seed=a.seed)
+    result, acc = prune_and_recover(model, task, config, ft, distill=a.distill)
+    save_model(result.model, a.out, info["arch"], info.get("kwargs"), plan=result.plan,
+               meta={"data": a.data, "accuracy": acc, "parent": str(a.model)})
+    if a.json:
+        print(json.dumps({"accuracy": acc, "before": result.before.to_dict(), "after": result.after.to_dict(),
+                          "verification_error": result.verification.max_abs_error if result.verification else None}))
+    else:
+        extra = [("test accuracy", acc["before"], acc.get("recovered", acc["pruned"]), "pct")]
+        print(before_after_table(result.before, result.after, extra))
+        print(result.verification)
+        print(f"saved to {a.out}")
+    return 0
+
+
+def cmd_eval(a) -> int:
+    from edgeprune.store import load_model
+    from edgeprune.training import evaluate
+
+    model, _ = load_model(a.model)
+    acc = evaluate(model, _task(a).test)
+    print(json.dumps({"test_accuracy": acc}) if a.json else f"test accuracy {acc:.4f}")
+    return 0
+
+
+def _example(model_dir):
+    from edgeprune.store import load_model
+    from edgeprune.zoo import MODELS
+
+    model, info = load_model(model_dir)
+    return model, torch.randn(1, *MODELS[info["arch"]].input_shape)
+
+
+def cmd_profile(a) -> int:
+    from edgeprune.metrics import measure
+
+    model, x = _example(a.model)
+    s = measure(model, x, latency=True, onnx=a.onnx, repeats=a.repeats)
+    if a.json:
+        print(json.dumps(s.to_dict()))
+    else:
+        for k, v in s.to_dict().items():
+            print(f"{k:24} {v}")
+    return 0
+
+
+def cmd_export(a) -> int:
+    from edgeprune.export.onnx import export_onnx
+
+    model, x = _example(a.model)
+    path = export_onnx(model, x, a.out)
+    print(f"wrote {path} (checked in ONNX Runtime)")
+    return 0
+
+
+def cmd_demo(a) -> int:
+    from edgeprune.workflow import demo
+
+    res = demo(a.out, epochs=a.epochs, finetune_epochs=a.finetune_epochs, keep_macs=a.keep_macs,
+               criterion=a.criterion, seed=a.seed)
+    if a.json:
+        print(json.dumps(res))
+    return 0
+
+
+def cmd_sweep(a) -> int:
+    from edgeprune.sweep import run_sweep
+
+    return run_sweep(a.out, a.models, a.ratio, a.timeout)
+
+
+def cmd_bench_engine(a) -> int:
+    from edgeprune.bench_engine import run_engine_benchmark
+
+    return run_engine_benchmark(a.models, a.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgeprune", description="Prune PyTorch models to fit IoT devices.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("train", help="train a zoo model")
+    s.add_argument("--model", default="har_cnn")
+    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--lr", type=float, default=2e-3)
+    s.add_argument("--out", type=Path, required=True)
+    _add_data(s)
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("prune", help="prune a trained model, fine-tune, verify")
+    s.add_argument("model", type=Path, help="model directory (from `edgeprune train`)")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--criterion", default="l1")
+    s.add_argument("--ratio", type=float, default=0.5, help="fraction of channels removed per group")
+    s.add_argument("--keep-macs", type=float, help="fraction of MACs to keep (overrides --ratio)")
+    s.add_argument("--keep-params", type=float, help="fraction of parameters to keep")
+    s.add_argument("--scope", default="local", choices=["local", "global"])
+    s.add_argument("--round-to", type=int, default=1)
+    s.add_argument("--min-channels", type=int, default=1)
+    s.add_argument("--ignore", nargs="*", default=[], help="module names to leave alone")
+    s.add_argument("--steps", type=int, default=1)
+    s.add_argument("--finetune-epochs", type=int, default=4)
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--distill", action="store_true", help="fine-tune by distillation from the unpruned model")
+    _add_data(s)
+    s.set_defaults(fn=cmd_prune)
+
+    s = sub.add_parser("eval", help="test accuracy of a model directory")
+    s.add_argument("model", type=Path)
+    _add_data(s)
+    s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("profile", help="parameters, MACs, bytes, peak memory, measured latency")
+    s.add_argument("model", type=Path)
+    s.add_argument("--onnx", action="store_true", help="also time ONNX Runtime")
+    s.add_argument("--repeats", type=int, default=100)
+    s.set_defaults(fn=cmd_profile)
+
+    s = sub.add_parser("export", help="export ONNX (checked in ONNX Runtime)")
+    s.add_argument("model", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("demo", help="train on HAPT, prune to 1/4 of the MACs, fine-tune, verify, export")
+    s.add_argument("--out", type=Path, default=Path("runs/demo"))
+    s.add_argument("--epochs", type=int, default=8)
+    s.add_argument("--finetune-epochs", type=int, default=4)
+    s.add_argument("--keep-macs", type=float, default=0.25)
+    s.add_argument("--criterion", default="l1")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("sweep", help="prune every torchvision classification model (needs torchvision)")
+    s.add_argument("--out", type=Path, default=Path("docs/sweep.md"))
+    s.add_argument("--models", nargs="*", help="names (default: all)")
+    s.add_argument("--ratio", type=float, default=0.5)
+    s.add_argument("--timeout", type=int, default=600, help="seconds per model")
+    s.set_defaults(fn=cmd_sweep)
+
+    s = sub.add_parser("bench-engine", help="time trace+group+prune (+verify), optionally vs Torch-Pruning")
+    s.add_argument("--models", nargs="*", default=["resnet50", "mobilenet_v2", "densenet121", "vit_b_16"])
+    s.add_argument("--out", type=Path, default=Path("docs/engine_benchmark.md"))
+    s.set_defaults(fn=cmd_bench_engine)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except VerificationError as exc:
+        print(f"edgeprune: verification failed: {exc}", file=sys.stderr)
+        return 1
+    except (EdgePruneError, ConfigError, FileNotFoundError) as exc:
+        print(f"edgeprune: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The end-to-end jobs behind the CLI: train, prune + recover, evaluate, and the demo."""
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from edgeprune.api import PruneConfig, PruneResult, prune
+from edgeprune.data import load_hapt, load_image_dataset
+from edgeprune.errors import ConfigError
+from edgeprune.export.onnx import export_onnx
+from edgeprune.metrics import measure
+from edgeprune.report_table import before_after_table
+from edgeprune.training import TrainConfig, evaluate, train
+from edgeprune.zoo import MODELS
+
+
+@dataclass
+class Task:
+    name: str
+    train: DataLoader
+    val: DataLoader
+    test: DataLoader
+    num_classes: int
+    input_shape: tuple[int, ...]
+
+
+def load_task(name: str, batch_size: int = 64, npz: str | None = None, root: str = "~/.cache/edgeprune",
+              download: bool = False, limit: int | None = None, seed: int = 0) -> Task:
+    """Data loaders for 'hapt' (shipped), 'hapt12' (with transitions) or an image dataset."""
+    g = torch.Generator().manual_seed(seed)
+    if name in ("hapt", "hapt12"):
+        d = load_hapt(transitions=name == "hapt12")
+        tr, va, te = d.loaders(batch_size, seed)
+        return Task(name, tr, va, te, d.num_classes, tuple(d.x.shape[1:]))
+    d = load_image_dataset(name, root, npz=npz, download=download, limit=limit)
+    n_val = max(1, len(d.x_train) // 12)
+    perm = torch.randperm(len(d.x_train), generator=g)
+    vi, ti = perm[:n_val], perm[n_val:]
+    tr = DataLoader(TensorDataset(d.x_train[ti], d.y_train[ti]), batch_size, shuffle=True, generator=g)
+    va = DataLoader(TensorDataset(d.x_train[vi], d.y_train[vi]), 512)
+    te = DataLoader(TensorDataset(d.x_test, d.y_test), 512)
+    return Task(name, tr, va, te, 10, tuple(d.x_train.shape[1:]))
+
+
+def calibration_batches(task: Task, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    out, seen = [], 0
+    for x, y in task.train:
+        out.append((x, y))
+        seen += len(y)
+        if seen >= n:
+            break
+    return out
+
+
+def prune_and_recover(model: torch.nn.Module, task: Task, config: PruneConfig, finetune: TrainConfig | None,
+                      distill: bool = False, calibration: int = 512) -> tuple[PruneResult, dict]:
+    """Prune (verified), then fine-tune or distil from the unpruned model. Returns the result
+    and accuracies {before, pruned, recovered}."""
+    example = torch.randn(1, *task.input_shape)
+    acc = {"before": evaluate(model, task.test)}
+    data = calibration_batches(task, calibration)
+    result = prune(model, config, example_inputs=example, data=data)
+    acc["pruned"] = evaluate(result.model, task.test)
+    if finetune is not None and finetune.epochs > 0:
+        teacher = copy.deepcopy(model).eval() if distill else None
+        cfg = finetune if not distill else TrainConfig(**{**finetune.__dict__, "distill_alpha": 0.7})
+        train(result.model, task.train, task.val, cfg, teacher=teacher)
+        acc["recovered"] = evaluate(result.model, task.test)
+    return result, acc
+
+
+def demo(out_dir: str | Path = "runs/demo", epochs: int = 8, finetune_epochs: int = 4, keep_macs: float = 0.25,
+         criterion: str = "l1", seed: int = 0) -> dict:
+    """Train the HAPT activity CNN, prune it to `keep_macs` of its MACs, fine-tune, verify,
+    export ONNX (checked in ONNX Runtime) and print a before/after table."""
+    from edgeprune.store import save_model
+
+    t0 = time.time()
+    torch.manual_seed(seed)
+    out_dir = Path(out_dir)
+    say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    say(f"[1/5] loading HAPT (shipped with edgeprune) and training har_cnn for {epochs} epochs")
+    task = load_task("hapt", seed=seed)
+    model = MODELS["har_cnn"].factory(num_classes=task.num_classes)
+    train(model, task.train, task.val, TrainConfig(epochs=epochs, seed=seed))
+    save_model(model, out_dir / "dense", "har_cnn", {"num_classes": task.num_classes})
+    say(f"[2/5] pruning to {keep_macs:.0%} of the MACs ({criterion}), verifying against the masked original")
+    result, acc = prune_and_recover(model, task, PruneConfig(criterion=criterion, keep_macs=keep_macs, seed=seed),
+                                    TrainConfig(epochs=finetune_epochs, lr=1e-3, seed=seed))
+    say(f"[3/5] fine-tuned for {finetune_epochs} epochs")
+    save_model(result.model, out_dir / "pruned", "har_cnn", {"num_classes": task.num_classes}, plan=result.plan)
+    say("[4/5] exporting ONNX and checking it in ONNX Runtime")
+    example = torch.randn(1, *task.input_shape)
+    export_onnx(model, example, out_dir / "dense.onnx")
+    export_onnx(result.model, example, out_dir / "pruned.onnx")
+    say("[5/5] measuring (batch 1, one thread, median of repeats)")
+    before = measure(model, example, latency=True, onnx=True, repeats=200)
+    after = measure(result.model, example, latency=True, onnx=True, repeats=200)
+    table = before_after_table(before, after, [("test accuracy (users 22-30)", acc["before"], acc["recovered"], "pct"),
+                                               ("  right after pruning", None, acc["pruned"], "pct")])
+    print(table)
+    print(result.verification)
+    print(f"models in {out_dir}/ (dense/, pruned/, dense.onnx, pruned.onnx); {time.time() - t0:.0f} s in all")
+    return {"accuracy": acc, "before": before.to_dict(), "after": after.to_dict(),
+            "verification_error": result.verification.max_abs_error, "seconds": time.time() - t0}
+
+
+def threads_from_env() -> None:
+    n = os.environ.get("EDGEPRUNE_THREADS")
+    if n:
+        torch.set_num_threads(int(n))
+
+
+def check_positive(name: str, v: float) -> float:
+    if v <= 0:
+        raise ConfigError(f"{name} must be > 0")
+    return v

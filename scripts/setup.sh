@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Create .venv with PyTorch, torchvision and edgeprune (editable) plus test tools. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+# torch and torchvision pinned together (a torchvision that matches the torch build)
+python -c "import torch, torchvision" >/dev/null 2>&1 || pip install -q "torch==2.14.1" "torchvision==0.29.1"
+pip install -q -e ".[test]"
+python -c "import edgeprune, torch; print('edgeprune', edgeprune.__version__, 'torch', torch.__version__)"
