@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -13,13 +14,13 @@ from torch import nn
 
 from edgeprune.criteria import get_criterion
 from edgeprune.criteria.base import ScoringContext
-from edgeprune.errors import ConfigError
+from edgeprune.errors import ConfigError, VerificationError
 from edgeprune.graph.coupling import ChannelGroup, build_groups
 from edgeprune.graph.trace import trace
 from edgeprune.metrics import ModelStats, measure
 from edgeprune.surgery.apply import apply_plan
 from edgeprune.surgery.plan import PrunePlan
-from edgeprune.verify import VerifyReport, verify
+from edgeprune.verify import VerifyReport, locate_failure, verify
 
 
 @dataclass(frozen=True)
@@ -159,33 +160,61 @@ def _select(groups: list[ChannelGroup], scores: dict[int, torch.Tensor], ratio: 
 
 
 def _prune_once(model: nn.Module, example_inputs: Any, config: PruneConfig, ratio: float,
-                grads: dict[str, torch.Tensor], ignore: list[str]) -> tuple[PrunePlan, str]:
+                grads: dict[str, torch.Tensor], ignore: list[str]) -> tuple[nn.Module, PrunePlan, str]:
+    """One pruning step on a copy of `model`. Every candidate plan is checked op by op against
+    the masked original; an op whose pruned result is wrong (code that hard-codes a width, say)
+    gets its channels kept, first at the op, then where shapes were read, then upstream."""
     graph = trace(model, example_inputs)
-    groups = build_groups(model, graph, ignore=ignore, strict=config.strict)
     tensors = dict(model.named_parameters())
     tensors.update(dict(model.named_buffers()))
     owner_types = {}
     for mname, m in model.named_modules():
         for t, _ in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
             owner_types[f"{mname}.{t}" if mname else t] = type(m)
-    gen = torch.Generator().manual_seed(config.seed)
-    ctx = ScoringContext(tensors, grads, owner_types, gen)
     crit = get_criterion(config.criterion)
-    scores = {g.index: crit(g, ctx) for g in groups}
-    chosen = _select(groups, scores, ratio, config)
-    plan = PrunePlan.from_groups(groups, chosen, tensors)
-    apply_plan(model, plan)
-    return plan, graph.tracer
+    blocked_nodes: set[int] = set()
+    blocked_values: set[int] = set()
+    level: dict[int, int] = {}
+    repairs: list[str] = []
+    for _ in range(12):
+        groups = build_groups(model, graph, ignore=ignore, strict=config.strict,
+                              blocked_nodes=blocked_nodes, blocked_values=blocked_values)
+        ctx = ScoringContext(tensors, grads, owner_types, torch.Generator().manual_seed(config.seed))
+        scores = {g.index: crit(g, ctx) for g in groups}
+        plan = PrunePlan.from_groups(groups, _select(groups, scores, ratio, config), tensors)
+        candidate = apply_plan(copy.deepcopy(model), plan)
+        if plan.is_empty:
+            break
+        failure = locate_failure(model, candidate, graph, groups, plan, example_inputs)
+        if failure is None:
+            break
+        k = failure.node
+        level[k] = level.get(k, 0) + 1
+        if level[k] == 1:
+            blocked_nodes.add(k)
+        elif level[k] == 2:
+            blocked_values |= {vid for vid, at in graph.size_reads if at <= k}
+        else:
+            blocked_values |= {v.id for n in graph.nodes[: k + 1] for v in n.inputs + n.outputs}
+        repairs.append(f"op #{k} ({graph.nodes[k].target}): {failure.reason.splitlines()[0][:160]}")
+    else:
+        raise VerificationError("could not find a plan that verifies; repairs tried:\n" + "\n".join(repairs))
+    if repairs:
+        warnings.warn(f"{len(repairs)} op(s) of {type(model).__name__} could not change width and kept their "
+                      f"channels: {'; '.join(repairs[:3])}{' ...' if len(repairs) > 3 else ''}", stacklevel=3)
+        plan.meta["kept_by_checks"] = repairs
+    return candidate, plan, graph.tracer
 
 
 def _prune_ratio_copy(model, example_inputs, config, ratio, grads, ignore):
-    pruned = copy.deepcopy(model)
+    pruned = model
     plan = PrunePlan()
     tracer = ""
     for step in range(1, config.steps + 1):
         # cumulative kept fraction after this step: 1 - ratio * step / steps
         prev, now = 1 - ratio * (step - 1) / config.steps, 1 - ratio * step / config.steps
-        p, tracer = _prune_once(pruned, example_inputs, config, 1 - now / prev, grads if step == 1 else {}, ignore)
+        pruned, p, tracer = _prune_once(pruned, example_inputs, config, 1 - now / prev,
+                                        grads if step == 1 else {}, ignore)
         plan = plan.merge(p) if step > 1 else p
     return pruned, plan, tracer
 

@@ -79,6 +79,15 @@ class _Masker(_Recorder):
         super().__init__(has_rule, model)
         self.ref, self.removed = graph, removed
 
+    def _params_of(self, module: nn.Module) -> dict[str, dict[int, np.ndarray]]:
+        prefix = self.module_names.get(id(module), "")
+        prefix = prefix + "." if prefix else ""
+        out: dict[str, dict[int, np.ndarray]] = {}
+        for slot, idx in self.removed.items():
+            if slot[0] == "p" and slot[1].startswith(prefix):
+                out.setdefault(slot[1][len(prefix):], {})[slot[2]] = idx
+        return out
+
     def _node_removed(self, v: Value) -> dict[int, np.ndarray]:
         out = {}
         for d in range(v.ndim):
@@ -131,9 +140,10 @@ class _Masker(_Recorder):
         return args, kwargs
 
     def post_hook(self, module, args, kwargs, out):
-        if self.leaf_depth == 1 and getattr(self, "_per_input", None):
+        if self.leaf_depth == 1 and (getattr(self, "_per_input", None) or self._params_of(module)):
             with torch._C.DisableTorchFunction():
-                special = rule_for(module).masked_call(module, args, kwargs, self._per_input)
+                special = rule_for(module).masked_call(module, args, kwargs, self._per_input,
+                                                       self._params_of(module))
                 out = out if special is None else special
         super().post_hook(module, args, kwargs, out)
         return out
@@ -141,21 +151,7 @@ class _Masker(_Recorder):
 
 def masked_forward(model: nn.Module, graph: OpGraph, removed: dict[tuple, np.ndarray], example_inputs: Any) -> Any:
     runner = _fx_trace(model, has_rule) if graph.tracer == "fx" else model
-    masker = _Masker(model, graph, removed)
-    handles = []
-    for m in model.modules():
-        if has_rule(m):
-            handles.append(m.register_forward_pre_hook(masker.pre_hook, with_kwargs=True))
-            handles.append(m.register_forward_hook(masker.post_hook, with_kwargs=True))
-    try:
-        with torch.no_grad(), masker:
-            for t in tree_flatten(example_inputs)[0]:
-                if isinstance(t, torch.Tensor):
-                    masker._new_value(t, None)
-            return _call(runner, example_inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    return _run_recorded(_Masker(model, graph, removed), model, runner, example_inputs)
 
 
 def _to64(x: Any) -> Any:
@@ -198,3 +194,74 @@ def verify(original: nn.Module, pruned: nn.Module, plan: PrunePlan, example_inpu
         raise VerificationError(str(report) + "\nhelp: this is a bug in a pruning rule (or a custom rule); "
                                 "please report it with the model.")
     return report
+
+
+@dataclass
+class Failure:
+    node: int  # index of the first op of the original graph whose pruned result is wrong
+    reason: str
+
+
+def _drop(t: torch.Tensor, v: Value, removed: dict[tuple, np.ndarray]) -> torch.Tensor:
+    for d in range(min(t.ndim, v.ndim)):
+        slot = ("p", v.param, d) if v.param else ("v", v.id, d)
+        if slot in removed:
+            keep = np.setdiff1d(np.arange(t.shape[d]), removed[slot])
+            t = t.index_select(d, torch.as_tensor(keep, dtype=torch.long))
+    return t
+
+
+def locate_failure(original: nn.Module, pruned: nn.Module, graph: OpGraph, groups: list[ChannelGroup],
+                   plan: PrunePlan, example_inputs: Any, rtol: float = 1e-6) -> Failure | None:
+    """Run the pruned model and the masked original op by op (float64) and return the first op
+    whose pruned output differs from the masked one (kept channels), or None when all agree."""
+    ref = copy.deepcopy(original).double().eval()
+    small = copy.deepcopy(pruned).double().eval()
+    inputs = _to64(example_inputs)
+    removed = removed_slots(groups, plan)
+    runner = _fx_trace(ref, has_rule) if graph.tracer == "fx" else ref
+    masker = _Masker(ref, graph, removed)
+    masker.keep_outputs = True
+    _run_recorded(masker, ref, runner, inputs)
+    rec = _Recorder(has_rule, small)
+    rec.keep_outputs = True
+    small_runner = small
+    if graph.tracer == "fx":
+        try:
+            small_runner = _fx_trace(small, has_rule)
+        except Exception as exc:  # the pruned code no longer traces: the op it stops at is the culprit
+            return Failure(len(graph.nodes) - 1, f"fx trace of the pruned model failed: {exc}")
+    try:
+        _run_recorded(rec, small, small_runner, inputs)
+    except Exception as exc:
+        return Failure(min(len(rec.nodes), len(graph.nodes) - 1), f"{type(exc).__name__}: {exc}")
+    for k, (node, want_list) in enumerate(zip(graph.nodes, masker.node_outputs)):
+        if k >= len(rec.node_outputs):
+            return Failure(k, "the pruned model runs fewer ops")
+        for v, want, got in zip(node.outputs, want_list, rec.node_outputs[k]):
+            if not want.is_floating_point():
+                continue
+            want = _drop(want, v, removed)
+            if want.shape != got.shape:
+                return Failure(k, f"op #{k} {node.target}: shape {tuple(got.shape)} instead of {tuple(want.shape)}")
+            scale = float(want.abs().max()) if want.numel() else 0.0
+            if want.numel() and float((want - got.double()).abs().max()) > rtol * max(scale, 1e-30) + 1e-12:
+                return Failure(k, f"op #{k} {node.target}: values differ")
+    return None
+
+
+def _run_recorded(rec: _Recorder, model: nn.Module, runner, inputs) -> Any:
+    handles = []
+    for m in model.modules():
+        if has_rule(m):
+            handles.append(m.register_forward_pre_hook(rec.pre_hook, with_kwargs=True))
+            handles.append(m.register_forward_hook(rec.post_hook, with_kwargs=True))
+    try:
+        with torch.no_grad(), rec:
+            for t in tree_flatten(inputs)[0]:
+                if isinstance(t, torch.Tensor):
+                    rec._new_value(t, None)
+            return _call(runner, inputs)
+    finally:
+        for h in handles:
+            h.remove()

@@ -113,10 +113,15 @@ class Coupler(CouplingContext):
                     self._ensure(slot, v.shape[d])
                     self.blocked.add(slot)
 
-    def run(self, ignore_params: set[str]) -> None:
+    def run(self, ignore_params: set[str], blocked_nodes: set[int] = frozenset(),
+            blocked_values: set[int] = frozenset()) -> None:
         deferred = []
         for node in self.graph.nodes:
             self._node, self.mentioned = node, set()
+            if node.index in blocked_nodes:  # found unsafe by a check of an earlier plan
+                for v in node.inputs + node.outputs:
+                    self.block_value(v)
+                continue
             if node.kind == "module":
                 rule = rule_for(node.module)
                 rule.couple(self, node, node.target + "." if node.target else "")
@@ -136,6 +141,8 @@ class Coupler(CouplingContext):
         for v in self.graph.values.values():
             if v.producer is None and v.param is None and v not in self.graph.inputs:
                 self.block_value(v)  # a constant made outside the trace: its size is fixed
+        for vid in blocked_values:
+            self.block_value(self.graph.values[vid])
         for name in ignore_params:
             t = self.tensors[name]
             for d in range(t.ndim):
@@ -266,7 +273,8 @@ def _digit(flat: np.ndarray, shape: tuple, dims: list[int], d: int) -> np.ndarra
 
 
 def build_groups(model: nn.Module, graph: OpGraph, ignore: list[str] | None = None,
-                 strict: bool = True) -> list[ChannelGroup]:
+                 strict: bool = True, blocked_nodes: set[int] = frozenset(),
+                 blocked_values: set[int] = frozenset()) -> list[ChannelGroup]:
     """Channel groups of `model` traced as `graph`. Modules named in `ignore` keep every tensor.
     Raises UnsupportedLayerError when an unknown op costs prunable channels (unless strict=False)."""
     tensors = dict(model.named_parameters(remove_duplicate=False))
@@ -274,7 +282,7 @@ def build_groups(model: nn.Module, graph: OpGraph, ignore: list[str] | None = No
     ignore = ignore or []
     ignore_params = {n for n in tensors if any(n == p or n.startswith(p + ".") for p in ignore)}
     coupler = Coupler(graph, tensors)
-    coupler.run(ignore_params)
+    coupler.run(ignore_params, blocked_nodes, blocked_values)
     groups, problems = coupler.groups(graph)
     if problems and strict:
         raise UnsupportedLayerError(problems[0], problems[0])

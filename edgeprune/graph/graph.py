@@ -80,6 +80,7 @@ class OpGraph:
     tracer: str  # "fx" or "runtime": which mechanism produced the op sequence
     module_names: dict[int, str]  # id(module) -> qualified name
     param_names: dict[int, str]  # id(tensor) -> qualified name
+    size_reads: list[tuple[int, int]] = field(default_factory=list)  # (value id, next op index)
 
     def module_nodes(self) -> list[OpNode]:
         return [n for n in self.nodes if n.kind == "module"]

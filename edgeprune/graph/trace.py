@@ -53,6 +53,9 @@ class _Recorder(TorchFunctionMode):
         self._alive: list[torch.Tensor] = []  # keeps ids unique while tracing
         self.leaf_depth = 0
         self._pending: list[tuple[list[Value], tuple, dict]] = []
+        self.size_reads: list[tuple[int, int]] = []  # (value id, index of the next op): shapes read by code
+        self.keep_outputs = False
+        self.node_outputs: list[list[torch.Tensor]] = []
 
     # values ---------------------------------------------------------------
     def _new_value(self, t: torch.Tensor, producer: OpNode | None, param: str | None = None) -> Value:
@@ -82,6 +85,8 @@ class _Recorder(TorchFunctionMode):
         node = OpNode(len(self.nodes), kind, target, inputs, [], args, kwargs, module)
         node.outputs = [self._new_value(t, node) for t in outs]
         self.nodes.append(node)
+        if self.keep_outputs:
+            self.node_outputs.append([t.detach() for t in outs])
 
     # torch functions ------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -90,6 +95,8 @@ class _Recorder(TorchFunctionMode):
             return func(*args, **kwargs)
         pending = self._refs(args, kwargs)
         out = func(*args, **kwargs)
+        if isinstance(out, (torch.Size, int)) and pending[0]:  # code read a shape: remember whose
+            self.size_reads.append((pending[0][0].id, len(self.nodes)))
         self._finish("function", canonical_name(func), pending, out, None)
         return out
 
@@ -166,4 +173,6 @@ def trace(model: nn.Module, example_inputs: Any, is_leaf: Callable[[nn.Module], 
         for h in handles:
             h.remove()
         model.train(was_training)
-    return OpGraph(rec.nodes, rec.values, inputs, outputs, used, rec.module_names, rec.param_names)
+    graph = OpGraph(rec.nodes, rec.values, inputs, outputs, used, rec.module_names, rec.param_names)
+    graph.size_reads = rec.size_reads
+    return graph

@@ -7,13 +7,11 @@ the pruned module computes exactly what the original computes with those heads m
 """
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from torch import nn
 
-from edgeprune.rules.base import LayerRule, register_rule
+from edgeprune.rules.base import LayerRule, register_rule, silenced_copy
 
 
 @register_rule(nn.MultiheadAttention)
@@ -54,21 +52,11 @@ class MultiheadAttentionRule(LayerRule):
         m.num_heads = E // hd
         m.out_proj.in_features = m.out_proj.out_features = E
 
-    def masked_call(self, m, args, kwargs, removed):
-        """The original module with the removed heads silenced (their value rows zeroed)."""
-        idx = next((d[max(d)] for d in removed.values() if d), None)
-        if idx is None:
+    def masked_call(self, m, args, kwargs, removed, removed_params):
+        """The original module with the removed heads silenced (their q/k/v rows zeroed)."""
+        if not removed_params:
             return None
-        E = m.embed_dim
-        masked = copy.deepcopy(m)
-        masked._forward_hooks.clear()
-        masked._forward_pre_hooks.clear()
-        rows = torch.as_tensor(idx, dtype=torch.long) + 2 * E
-        with torch.no_grad():
-            masked.in_proj_weight[rows] = 0
-            if masked.in_proj_bias is not None:
-                masked.in_proj_bias[rows] = 0
-        return masked(*args, **kwargs)
+        return silenced_copy(m, {k: v for k, v in removed_params.items() if k.startswith("in_proj")})(*args, **kwargs)
 
     def macs(self, m, node):
         q, k = node.inputs[0], node.inputs[1]

@@ -43,10 +43,12 @@ class LayerRule:
     def update(self, module: nn.Module) -> None:
         """Fix attributes (in_channels, num_heads...) after its tensors were sliced."""
 
-    def masked_call(self, module: nn.Module, args: tuple, kwargs: dict, removed: dict) -> Any:
-        """Output of the original module as if the removed input channels were absent
-        (`removed[input_position][dim]` = indices); None when zeroing them is enough, which is
-        the case for all but normalisations over the channel axis (LayerNorm)."""
+    def masked_call(self, module: nn.Module, args: tuple, kwargs: dict, removed: dict,
+                    removed_params: dict) -> Any:
+        """Output of the original module as if the removed channels were absent:
+        `removed[input_position][dim]` and `removed_params[tensor_name][dim]` = indices.
+        None when zeroing the removed input channels is enough, which is the case for all but
+        normalisations over the channel axis and layers with internal units (heads, RNNs)."""
         return None
 
     def macs(self, module: nn.Module, node: OpNode) -> int:
@@ -117,3 +119,21 @@ def register_masked_op(name: str) -> Callable[[MaskedOp], MaskedOp]:
 
 def masked_op(name: str) -> MaskedOp | None:
     return _MASKED_OPS.get(name)
+
+
+def silenced_copy(module: nn.Module, removed_params: dict, dims: tuple[int, ...] = (0,)) -> nn.Module:
+    """A copy of `module` whose removed rows (along `dims`) are zero: internal units go quiet."""
+    import copy
+
+    quiet = copy.deepcopy(module)
+    quiet._forward_hooks.clear()
+    quiet._forward_pre_hooks.clear()
+    with torch.no_grad():
+        for name, per_dim in removed_params.items():
+            t = quiet.get_parameter(name) if name in dict(quiet.named_parameters()) else None
+            if t is None:
+                continue
+            for d, idx in per_dim.items():
+                if d in dims and len(idx):
+                    t.index_fill_(d, torch.as_tensor(idx, dtype=torch.long), 0)
+    return quiet

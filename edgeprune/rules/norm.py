@@ -81,7 +81,7 @@ class LayerNormRule(LayerRule):
     def update(self, m):
         m.normalized_shape = tuple(m.weight.shape)
 
-    def masked_call(self, m, args, kwargs, removed):
+    def masked_call(self, m, args, kwargs, removed, removed_params):
         bias = getattr(m, "bias", None)
         rms = isinstance(m, nn.RMSNorm)
         return masked_layer_norm(args[0], len(m.normalized_shape), m.weight, bias, m.eps, removed.get(0, {}), rms)

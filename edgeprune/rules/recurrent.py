@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from edgeprune.rules.base import LayerRule, register_rule
+from edgeprune.rules.base import LayerRule, register_rule, silenced_copy
 
 _GATES = {nn.LSTM: 4, nn.GRU: 3, nn.RNN: 1}
 
@@ -49,6 +49,14 @@ class RecurrentRule(LayerRule):
         m.input_size = m.weight_ih_l0.shape[1]
         m._flat_weights = [getattr(m, n) if hasattr(m, n) else None for n in m._flat_weights_names]
         m.flatten_parameters()
+
+    def masked_call(self, m, args, kwargs, removed, removed_params):
+        """Removed hidden units get zero gate rows: they stay at zero and feed nothing back."""
+        if not removed_params:
+            return None
+        quiet = silenced_copy(m, removed_params, dims=(0,))
+        quiet.flatten_parameters()
+        return quiet(*args, **kwargs)
 
     def macs(self, m, node):
         x = node.inputs[0]
