@@ -189,9 +189,10 @@ def _prune_once(model: nn.Module, example_inputs: Any, config: PruneConfig, rati
         if failure is None:
             break
         k = failure.node
+        site = graph.nodes[k].site
         level[k] = level.get(k, 0) + 1
-        if level[k] == 1:
-            blocked_nodes.add(k)
+        if level[k] == 1:  # this op and every op from the same code in other blocks
+            blocked_nodes |= {n.index for n in graph.nodes if n.site == site} | {k}
         elif level[k] == 2:
             blocked_values |= {vid for vid, at in graph.size_reads if at <= k}
         else:

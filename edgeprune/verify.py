@@ -20,7 +20,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 from edgeprune.errors import VerificationError
 from edgeprune.graph.coupling import ChannelGroup, build_groups
 from edgeprune.graph.graph import OpGraph, Value
-from edgeprune.graph.trace import _call, _fx_trace, _Recorder, canonical_name, trace
+from edgeprune.graph.trace import _call, _Recorder, canonical_name, run_recorded, trace
 from edgeprune.rules.base import has_rule, masked_op, rule_for
 from edgeprune.surgery.plan import PrunePlan
 
@@ -150,8 +150,7 @@ class _Masker(_Recorder):
 
 
 def masked_forward(model: nn.Module, graph: OpGraph, removed: dict[tuple, np.ndarray], example_inputs: Any) -> Any:
-    runner = _fx_trace(model, has_rule) if graph.tracer == "fx" else model
-    return _run_recorded(_Masker(model, graph, removed), model, runner, example_inputs)
+    return run_recorded(_Masker(model, graph, removed), model, example_inputs)
 
 
 def _to64(x: Any) -> Any:
@@ -219,20 +218,13 @@ def locate_failure(original: nn.Module, pruned: nn.Module, graph: OpGraph, group
     small = copy.deepcopy(pruned).double().eval()
     inputs = _to64(example_inputs)
     removed = removed_slots(groups, plan)
-    runner = _fx_trace(ref, has_rule) if graph.tracer == "fx" else ref
     masker = _Masker(ref, graph, removed)
     masker.keep_outputs = True
-    _run_recorded(masker, ref, runner, inputs)
+    run_recorded(masker, ref, inputs)
     rec = _Recorder(has_rule, small)
     rec.keep_outputs = True
-    small_runner = small
-    if graph.tracer == "fx":
-        try:
-            small_runner = _fx_trace(small, has_rule)
-        except Exception as exc:  # the pruned code no longer traces: the op it stops at is the culprit
-            return Failure(len(graph.nodes) - 1, f"fx trace of the pruned model failed: {exc}")
     try:
-        _run_recorded(rec, small, small_runner, inputs)
+        run_recorded(rec, small, inputs)
     except Exception as exc:
         return Failure(min(len(rec.nodes), len(graph.nodes) - 1), f"{type(exc).__name__}: {exc}")
     for k, (node, want_list) in enumerate(zip(graph.nodes, masker.node_outputs)):
@@ -248,20 +240,3 @@ def locate_failure(original: nn.Module, pruned: nn.Module, graph: OpGraph, group
             if want.numel() and float((want - got.double()).abs().max()) > rtol * max(scale, 1e-30) + 1e-12:
                 return Failure(k, f"op #{k} {node.target}: values differ")
     return None
-
-
-def _run_recorded(rec: _Recorder, model: nn.Module, runner, inputs) -> Any:
-    handles = []
-    for m in model.modules():
-        if has_rule(m):
-            handles.append(m.register_forward_pre_hook(rec.pre_hook, with_kwargs=True))
-            handles.append(m.register_forward_hook(rec.post_hook, with_kwargs=True))
-    try:
-        with torch.no_grad(), rec:
-            for t in tree_flatten(inputs)[0]:
-                if isinstance(t, torch.Tensor):
-                    rec._new_value(t, None)
-            return _call(runner, inputs)
-    finally:
-        for h in handles:
-            h.remove()

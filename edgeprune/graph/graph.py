@@ -54,6 +54,7 @@ class OpNode:
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
     module: nn.Module | None = None
+    site: tuple = ()  # (enclosing module type, op, ordinal in that call): same code, same site
 
     def arg(self, position: int, name: str, default: Any = None) -> Any:
         """Positional-or-keyword argument after the call (position counts `self` for methods)."""

@@ -56,6 +56,7 @@ class _Recorder(TorchFunctionMode):
         self.size_reads: list[tuple[int, int]] = []  # (value id, index of the next op): shapes read by code
         self.keep_outputs = False
         self.node_outputs: list[list[torch.Tensor]] = []
+        self._scope: list[list] = [[type(model).__name__, 0]]  # [module type, ops recorded in this call]
 
     # values ---------------------------------------------------------------
     def _new_value(self, t: torch.Tensor, producer: OpNode | None, param: str | None = None) -> Value:
@@ -83,10 +84,13 @@ class _Recorder(TorchFunctionMode):
         if not outs:
             return
         node = OpNode(len(self.nodes), kind, target, inputs, [], args, kwargs, module)
+        frame = self._scope[-1]
+        node.site = (frame[0], target if kind == "function" else type(module).__name__, frame[1])
+        frame[1] += 1
         node.outputs = [self._new_value(t, node) for t in outs]
         self.nodes.append(node)
         if self.keep_outputs:
-            self.node_outputs.append([t.detach() for t in outs])
+            self.node_outputs.append([t.detach().clone() for t in outs])  # in-place ops follow
 
     # torch functions ------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -100,7 +104,15 @@ class _Recorder(TorchFunctionMode):
         self._finish("function", canonical_name(func), pending, out, None)
         return out
 
-    # leaf modules ---------------------------------------------------------
+    # modules ---------------------------------------------------------------
+    def enter(self, module: nn.Module, args: tuple) -> None:
+        if self.leaf_depth == 0:
+            self._scope.append([type(module).__name__, 0])
+
+    def leave(self, module: nn.Module, args: tuple, out: Any) -> None:
+        if self.leaf_depth == 0:
+            self._scope.pop()
+
     def pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         if self.leaf_depth == 0:
             with torch._C.DisableTorchFunction():
@@ -131,18 +143,45 @@ def _call(fn: Callable, example_inputs: Any) -> Any:
     return fn(example_inputs)
 
 
+def run_recorded(rec: "_Recorder", model: nn.Module, example_inputs: Any) -> Any:
+    """Run `model` on `example_inputs` under `rec` (no grad, hooks removed afterwards)."""
+    handles = []
+    for m in model.modules():
+        if m is model:
+            continue
+        if rec.is_leaf(m):
+            handles.append(m.register_forward_pre_hook(rec.pre_hook, with_kwargs=True))
+            handles.append(m.register_forward_hook(rec.post_hook, with_kwargs=True))
+        else:
+            handles.append(m.register_forward_pre_hook(rec.enter))
+            handles.append(m.register_forward_hook(rec.leave))
+    try:
+        with torch.no_grad(), rec:
+            for t in tree_flatten(example_inputs)[0]:
+                if isinstance(t, torch.Tensor):
+                    rec._new_value(t, None)
+            return _call(model, example_inputs)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def trace(model: nn.Module, example_inputs: Any, is_leaf: Callable[[nn.Module], bool] | None = None,
           mechanism: str = "auto") -> OpGraph:
     """Trace `model` on `example_inputs` (a tensor, a tuple of positional inputs, or a dict of
-    keyword inputs). `mechanism` is "auto" (fx, then runtime), "fx" or "runtime"."""
+    keyword inputs). `mechanism` is "auto" (fx, then runtime), "fx" or "runtime".
+
+    When torch.fx traces the model symbolically, its op sequence is static, so the ops recorded
+    by running the model are the graph for every input (tracer "fx"). Otherwise the record is
+    the path taken for these inputs (tracer "runtime", with a warning)."""
     from edgeprune.rules.base import has_rule
 
     is_leaf = is_leaf or has_rule
-    runner: Callable = model
     used = "runtime"
     if mechanism in ("auto", "fx"):
         try:
-            runner, used = _fx_trace(model, is_leaf), "fx"
+            _fx_trace(model, is_leaf)
+            used = "fx"
         except Exception as exc:  # fx raises many types; the reason is reported, not hidden
             if mechanism == "fx":
                 raise TraceError(f"torch.fx could not trace {type(model).__name__}: {exc}") from exc
@@ -150,29 +189,20 @@ def trace(model: nn.Module, example_inputs: Any, is_leaf: Callable[[nn.Module], 
                           f"{str(exc).splitlines()[0][:200]}); using the runtime trace, which records "
                           "the path taken for the example inputs only.", stacklevel=2)
     rec = _Recorder(is_leaf, model)
-    handles = []
-    for m in model.modules():
-        if is_leaf(m):
-            handles.append(m.register_forward_pre_hook(rec.pre_hook, with_kwargs=True))
-            handles.append(m.register_forward_hook(rec.post_hook, with_kwargs=True))
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            flat_in = [t for t in tree_flatten(example_inputs)[0] if isinstance(t, torch.Tensor)]
-            inputs = [rec._new_value(t, None) for t in flat_in]
-            try:
-                with rec:
-                    out = _call(runner, example_inputs)
-            except Exception as exc:
-                raise TraceError(f"running {type(model).__name__} on the example inputs failed: "
-                                 f"{type(exc).__name__}: {exc}\nhelp: pass example inputs the model "
-                                 "accepts (a tensor, a tuple of positional inputs or a dict).") from exc
-            outputs = [rec.lookup(t) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        try:
+            out = run_recorded(rec, model, example_inputs)
+        except Exception as exc:
+            raise TraceError(f"running {type(model).__name__} on the example inputs failed: "
+                             f"{type(exc).__name__}: {exc}\nhelp: pass example inputs the model "
+                             "accepts (a tensor, a tuple of positional inputs or a dict).") from exc
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
+    n_inputs = len([t for t in tree_flatten(example_inputs)[0] if isinstance(t, torch.Tensor)])
+    inputs = [rec.values[i] for i in range(n_inputs)]  # run_recorded registers them first
+    outputs = [rec.lookup(t) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
     graph = OpGraph(rec.nodes, rec.values, inputs, outputs, used, rec.module_names, rec.param_names)
     graph.size_reads = rec.size_reads
     return graph
