@@ -35,7 +35,7 @@ class PruneConfig:
     scope: str = "local"  # "local": same ratio in every group; "global": one ranking for all
     round_to: int = 1  # kept channels a multiple of this (SIMD width on microcontrollers)
     min_channels: int = 1  # per group
-    ignore: tuple[str, ...] = ()  # module names (or "re:regex") left untouched
+    ignore: tuple[str, ...] = ()  # module names (or "re:regex") whose output channels are kept
     layer_ratios: dict[str, float] = field(default_factory=dict)  # group name / "re:regex" -> ratio
     steps: int = 1  # iterative pruning: re-score after each step
     strict: bool = True  # an unknown op that costs prunable channels raises
@@ -107,9 +107,11 @@ def _group_ratio(g: ChannelGroup, config: PruneConfig, base: float) -> float:
     return base
 
 
-def _n_prune(g: ChannelGroup, ratio: float, config: PruneConfig) -> int:
+def _n_prune(g: ChannelGroup, ratio: float, config: PruneConfig, original_units: int | None = None) -> int:
+    """Units to remove now so that `ratio` of the group's original units are gone."""
     n, cpu = len(g), g.channels_per_unit
-    keep = n - int(math.floor(n * ratio + 1e-9))
+    base = original_units or n
+    keep = base - int(math.floor(base * ratio + 1e-9))
     if config.round_to > 1 and cpu == 1:
         keep = int(round(keep / config.round_to)) * config.round_to
     keep = max(keep, math.ceil(config.min_channels / cpu), 1)
@@ -130,11 +132,16 @@ def _gradients(model: nn.Module, data: Iterable, loss_fn: Callable, batches: int
 
 
 def _select(groups: list[ChannelGroup], scores: dict[int, torch.Tensor], ratio: float,
-            config: PruneConfig) -> dict[int, list[int]]:
+            config: PruneConfig, original: dict | None = None) -> dict[int, list[int]]:
+    """`ratio` is the fraction removed from the original model; `original[(tensor, dim)]` its
+    sizes before earlier steps (iterative pruning)."""
+    original = original or {}
     if config.scope == "local" or config.layer_ratios:
         out = {}
         for g in groups:
-            k = _n_prune(g, _group_ratio(g, config, ratio), config)
+            _, name, dim = g.param_slots[0]
+            units = original.get((name, dim), 0) // g.channels_per_unit or None
+            k = _n_prune(g, _group_ratio(g, config, ratio), config, units)
             out[g.index] = torch.argsort(scores[g.index], stable=True)[:k].tolist() if k else []
         return out
     # global: one ranking of mean-normalised scores, channels weighted by their width
@@ -160,7 +167,8 @@ def _select(groups: list[ChannelGroup], scores: dict[int, torch.Tensor], ratio: 
 
 
 def _prune_once(model: nn.Module, example_inputs: Any, config: PruneConfig, ratio: float,
-                grads: dict[str, torch.Tensor], ignore: list[str]) -> tuple[nn.Module, PrunePlan, str]:
+                grads: dict[str, torch.Tensor], ignore: list[str], original: dict | None = None,
+                step_ratio: float | None = None) -> tuple[nn.Module, PrunePlan, str]:
     """One pruning step on a copy of `model`. Every candidate plan is checked op by op against
     the masked original; an op whose pruned result is wrong (code that hard-codes a width, say)
     gets its channels kept, first at the op, then where shapes were read, then upstream."""
@@ -181,7 +189,11 @@ def _prune_once(model: nn.Module, example_inputs: Any, config: PruneConfig, rati
                               blocked_nodes=blocked_nodes, blocked_values=blocked_values)
         ctx = ScoringContext(tensors, grads, owner_types, torch.Generator().manual_seed(config.seed))
         scores = {g.index: crit(g, ctx) for g in groups}
-        plan = PrunePlan.from_groups(groups, _select(groups, scores, ratio, config), tensors)
+        if config.scope == "global" and not config.layer_ratios and step_ratio is not None:
+            chosen = _select(groups, scores, step_ratio, config)  # global: fraction of what is left
+        else:
+            chosen = _select(groups, scores, ratio, config, original)
+        plan = PrunePlan.from_groups(groups, chosen, tensors)
         candidate = apply_plan(copy.deepcopy(model), plan)
         if plan.is_empty:
             break
@@ -212,10 +224,11 @@ def _prune_ratio_copy(model, example_inputs, config, ratio, grads, ignore):
     plan = PrunePlan()
     tracer = ""
     for step in range(1, config.steps + 1):
-        # cumulative kept fraction after this step: 1 - ratio * step / steps
+        # after this step, ratio * step / steps of the original channels are gone
         prev, now = 1 - ratio * (step - 1) / config.steps, 1 - ratio * step / config.steps
-        pruned, p, tracer = _prune_once(pruned, example_inputs, config, 1 - now / prev,
-                                        grads if step == 1 else {}, ignore)
+        original = {(n, d): shape[d] for n, shape in plan.shapes.items() for d in range(len(shape))}
+        pruned, p, tracer = _prune_once(pruned, example_inputs, config, ratio * step / config.steps,
+                                        grads if step == 1 else {}, ignore, original, 1 - now / prev)
         plan = plan.merge(p) if step > 1 else p
     return pruned, plan, tracer
 

@@ -9,14 +9,15 @@ class EdgePruneError(Exception):
 class UnsupportedLayerError(EdgePruneError):
     """A module or op the engine has no rule for touches a prunable channel."""
 
-    def __init__(self, what: str, where: str):
+    def __init__(self, op: str, where: str):
         super().__init__(
-            f"edgeprune has no pruning rule for {what} (at {where}).\n"
-            "help: either register a rule for it with "
-            "`edgeprune.register_rule(YourModule)` (see edgeprune/rules/base.py), "
-            f"or leave it alone with `ignore=[{where!r}]` in PruneConfig."
+            f"edgeprune has no pruning rule for op '{op}' ({where}), and it touches channels that "
+            "could otherwise be pruned.\n"
+            f"help: register a rule for it, `@edgeprune.register_op('{op}')` for a torch op or "
+            "`@edgeprune.register_rule(ModuleType)` for a module (see edgeprune/rules/base.py), "
+            "or keep the channels it touches with PruneConfig(strict=False)."
         )
-        self.what, self.where = what, where
+        self.op, self.where = op, where
 
 
 class TraceError(EdgePruneError):

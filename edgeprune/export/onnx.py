@@ -1,6 +1,8 @@
 """ONNX export, checked by running the file in ONNX Runtime against PyTorch."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
 import warnings
@@ -29,8 +31,16 @@ def export_onnx(model: nn.Module, example_inputs: Any, path: str | os.PathLike, 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, () if kwargs else args, tmp, kwargs=kwargs, opset_version=opset,
-                              dynamo=False)
+            try:  # the TorchScript-based exporter: fast, and enough for most models
+                torch.onnx.export(model, () if kwargs else args, tmp, kwargs=kwargs, opset_version=opset,
+                                  dynamo=False)
+            except Exception as legacy_error:  # some ops only the torch.export-based exporter handles
+                try:
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        torch.onnx.export(model, () if kwargs else args, tmp, kwargs=kwargs, opset_version=opset,
+                                          dynamo=True, verbose=False)
+                except Exception as exc:
+                    raise RuntimeError(f"ONNX export failed with both exporters: {legacy_error}; {exc}") from exc
         if check:
             import onnxruntime as ort
 

@@ -129,7 +129,7 @@ class Coupler(CouplingContext):
                 rule = op_rule(node.target)
                 if rule is None:
                     for v in node.inputs + node.outputs:
-                        self.block_value(v, reason=f"op '{node.target}' (op #{node.index})")
+                        self.block_value(v, reason=(node.target, f"op #{node.index}, inside {node.site[0]}"))
                     continue
                 rule(self, node)
             if any(r[0] is node for r in self.reshapes):
@@ -143,10 +143,11 @@ class Coupler(CouplingContext):
                 self.block_value(v)  # a constant made outside the trace: its size is fixed
         for vid in blocked_values:
             self.block_value(self.graph.values[vid])
-        for name in ignore_params:
+        for name in ignore_params:  # outputs kept: vectors whole, matrices/kernels on dim 0
             t = self.tensors[name]
             for d in range(t.ndim):
-                self.blocked.add(self._ensure(("p", name, d), t.shape[d]))
+                if t.ndim == 1 or d != 1 or "Transpose" in self.owner_type.get(name, ""):
+                    self.blocked.add(self._ensure(("p", name, d), t.shape[d]))
         self._resolve_reshapes(deferred)
 
     # reshapes -------------------------------------------------------------
@@ -275,15 +276,18 @@ def _digit(flat: np.ndarray, shape: tuple, dims: list[int], d: int) -> np.ndarra
 def build_groups(model: nn.Module, graph: OpGraph, ignore: list[str] | None = None,
                  strict: bool = True, blocked_nodes: set[int] = frozenset(),
                  blocked_values: set[int] = frozenset()) -> list[ChannelGroup]:
-    """Channel groups of `model` traced as `graph`. Modules named in `ignore` keep every tensor.
+    """Channel groups of `model` traced as `graph`. Modules named in `ignore` keep their output
+    channels (their inputs may still shrink when the layer before them is pruned).
     Raises UnsupportedLayerError when an unknown op costs prunable channels (unless strict=False)."""
     tensors = dict(model.named_parameters(remove_duplicate=False))
     tensors.update(dict(model.named_buffers(remove_duplicate=False)))
     ignore = ignore or []
     ignore_params = {n for n in tensors if any(n == p or n.startswith(p + ".") for p in ignore)}
     coupler = Coupler(graph, tensors)
+    coupler.owner_type = {f"{mn}.{tn}" if mn else tn: type(m).__name__ for mn, m in model.named_modules()
+                          for tn, _ in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False))}
     coupler.run(ignore_params, blocked_nodes, blocked_values)
     groups, problems = coupler.groups(graph)
     if problems and strict:
-        raise UnsupportedLayerError(problems[0], problems[0])
+        raise UnsupportedLayerError(*problems[0])
     return groups
