@@ -1,0 +1,35 @@
+"""The CLI, as a user runs it (in-process for speed)."""
+import json
+
+import pytest
+
+from edgeprune.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "dense"
+    assert main(["train", "--model", "har_cnn", "--epochs", "1", "--out", str(out)]) == 0
+    return out
+
+
+def test_train_prune_eval_profile_export(trained, tmp_path, capsys):
+    pruned = tmp_path / "pruned"
+    assert main(["--json", "prune", str(trained), "--keep-macs", "0.3", "--finetune-epochs", "1",
+                 "--out", str(pruned)]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["after"]["macs"] <= 0.3 * res["before"]["macs"] and res["verification_error"] < 1e-9
+    assert res["accuracy"]["recovered"] > 0.5
+    assert main(["--json", "eval", str(pruned)]) == 0
+    assert json.loads(capsys.readouterr().out)["test_accuracy"] > 0.5
+    assert main(["--json", "profile", str(pruned), "--repeats", "3"]) == 0
+    assert json.loads(capsys.readouterr().out)["latency_ms"] > 0
+    assert main(["export", str(pruned), "--out", str(tmp_path / "p.onnx")]) == 0
+    assert (tmp_path / "p.onnx").exists()
+
+
+def test_bad_inputs_exit_2(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "not an edgeprune model directory" in capsys.readouterr().err
+    assert main(["train", "--model", "nope", "--epochs", "1", "--out", str(tmp_path / "x")]) == 2
+    assert main(["train", "--data", "mnist", "--root", str(tmp_path), "--epochs", "1", "--out", str(tmp_path / "y")]) == 2

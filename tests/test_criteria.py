@@ -1,0 +1,79 @@
+"""Each criterion's defining behaviour on hand-made weights."""
+import torch
+from torch import nn
+
+import edgeprune as ep
+
+
+def _two_conv(weights_scale, gamma=None):
+    m = nn.Sequential(nn.Conv2d(2, 4, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 1, bias=False)).eval()
+    with torch.no_grad():
+        m[0].weight.copy_(torch.ones(4, 2, 1, 1) * torch.tensor(weights_scale).view(4, 1, 1, 1))
+        m[3].weight.fill_(1.0)
+        if gamma is not None:
+            m[1].weight.copy_(torch.tensor(gamma))
+    return m, torch.randn(1, 2, 3, 3)
+
+
+def _kept_filters(result, original):
+    kept = result.model[0].weight[:, 0, 0, 0]
+    return sorted(int((original[0].weight[:, 0, 0, 0] == k).nonzero()[0]) for k in kept)
+
+
+def test_l1_keeps_largest_filters():
+    m, x = _two_conv([0.1, 3.0, 0.2, 2.0])
+    r = ep.prune(m, ep.PruneConfig(criterion="l1", prune_ratio=0.5), example_inputs=x)
+    assert _kept_filters(r, m) == [1, 3]
+
+
+def test_l2_differs_from_l1_on_spiky_filters():
+    m = nn.Sequential(nn.Conv2d(4, 2, 1, bias=False), nn.Conv2d(2, 1, 1, bias=False)).eval()
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.5, 0.0, 0.0, 0.0]]).view(2, 4, 1, 1))
+        m[1].weight.fill_(1.0)
+    x = torch.randn(1, 4, 2, 2)
+    r1 = ep.prune(m, ep.PruneConfig(criterion="l1", prune_ratio=0.5), example_inputs=x)
+    r2 = ep.prune(m, ep.PruneConfig(criterion="l2", prune_ratio=0.5), example_inputs=x)
+    assert r1.model[0].weight[0, 1].item() == 1.0  # L1 4.0 > 2.5: the flat filter stays
+    assert r2.model[0].weight[0, 0].item() == 2.5  # L2 2.0 < 2.5: the spiky filter stays
+
+
+def test_bn_scale_follows_gamma_not_weights():
+    m, x = _two_conv([5.0, 4.0, 3.0, 2.0], gamma=[0.01, 0.02, 1.0, 2.0])
+    r = ep.prune(m, ep.PruneConfig(criterion="bn_scale", prune_ratio=0.5), example_inputs=x)
+    assert _kept_filters(r, m) == [2, 3]
+
+
+def test_random_is_seeded():
+    m, x = _two_conv([1.0, 1.0, 1.0, 1.0])
+    with torch.no_grad():
+        m[0].weight.copy_(torch.arange(8.0).view(4, 2, 1, 1))
+    a = ep.prune(m, ep.PruneConfig(criterion="random", seed=1), example_inputs=x).model[0].weight
+    b = ep.prune(m, ep.PruneConfig(criterion="random", seed=1), example_inputs=x).model[0].weight
+    assert torch.equal(a, b)
+
+
+def test_taylor_uses_gradients_not_magnitude():
+    """Filter 0 is large but its output is never used by the loss (the next layer ignores it):
+    magnitude keeps it, Taylor removes it."""
+    m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([[9.0, 9, 9], [1, 0, 0], [0, 1, 0], [0, 0, 1]]))
+        m[0].bias.zero_()
+        m[2].weight.copy_(torch.tensor([[0.0, 1, -1, 1], [0.0, -1, 1, 1]]))
+        m[2].bias.zero_()
+    data = [(torch.randn(16, 3).abs(), torch.randint(0, 2, (16,))) for _ in range(2)]
+    x = torch.randn(1, 3)
+    mag = ep.prune(m, ep.PruneConfig(criterion="l1", prune_ratio=0.25), example_inputs=x)
+    tay = ep.prune(m, ep.PruneConfig(criterion="taylor", prune_ratio=0.25), example_inputs=x, data=data)
+    assert mag.model[0].weight[0, 0].item() == 9.0
+    assert 9.0 not in tay.model[0].weight[:, 0].tolist()
+
+
+def test_custom_criterion_is_one_function():
+    @ep.register_criterion("first_is_best")
+    def first(group, ctx):
+        return -torch.arange(len(group), dtype=torch.float)
+    m, x = _two_conv([1.0, 2.0, 3.0, 4.0])
+    r = ep.prune(m, ep.PruneConfig(criterion="first_is_best", prune_ratio=0.5), example_inputs=x)
+    assert _kept_filters(r, m) == [0, 1]
