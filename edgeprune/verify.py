@@ -34,6 +34,11 @@ class VerifyReport:
     tracer: str
     message: str = ""
 
+    @classmethod
+    def measured(cls, err: float, scale: float, tol: float, tracer: str) -> "VerifyReport":
+        weak = "" if scale > 1e-12 else "warning: the outputs are ~0 on these inputs, so the check is weak"
+        return cls(err <= tol, err, scale, tol, tracer, weak)
+
     def __str__(self) -> str:
         state = "OK" if self.ok else "FAILED"
         return (f"verification {state}: max |pruned - masked original| = {self.max_abs_error:.3g} "
@@ -186,9 +191,7 @@ def verify(original: nn.Module, pruned: nn.Module, plan: PrunePlan, example_inpu
     else:
         scale = max((float(t.abs().max()) for t in expected if t.numel() and t.is_floating_point()), default=0.0)
         err = max((float((a.double() - b.double()).abs().max()) for a, b in zip(got, expected) if a.numel()), default=0.0)
-        tol = atol + rtol * scale
-        weak = "" if scale > 1e-12 else "warning: the outputs are ~0 on these inputs, so the check is weak"
-        report = VerifyReport(err <= tol, err, scale, tol, graph.tracer, weak)
+        report = VerifyReport.measured(err, scale, atol + rtol * scale, graph.tracer)
     if not report.ok and raise_on_failure:
         raise VerificationError(str(report) + "\nhelp: this is a bug in a pruning rule (or a custom rule); "
                                 "please report it with the model.")
@@ -201,6 +204,14 @@ class Failure:
     reason: str
 
 
+@dataclass
+class CheckResult:
+    failure: Failure | None
+    max_abs_error: float = float("inf")  # on the model outputs
+    output_scale: float = 0.0
+    tolerance: float = 0.0
+
+
 def _drop(t: torch.Tensor, v: Value, removed: dict[tuple, np.ndarray]) -> torch.Tensor:
     for d in range(min(t.ndim, v.ndim)):
         slot = ("p", v.param, d) if v.param else ("v", v.id, d)
@@ -211,32 +222,43 @@ def _drop(t: torch.Tensor, v: Value, removed: dict[tuple, np.ndarray]) -> torch.
 
 
 def locate_failure(original: nn.Module, pruned: nn.Module, graph: OpGraph, groups: list[ChannelGroup],
-                   plan: PrunePlan, example_inputs: Any, rtol: float = 1e-6) -> Failure | None:
-    """Run the pruned model and the masked original op by op (float64) and return the first op
-    whose pruned output differs from the masked one (kept channels), or None when all agree."""
+                   plan: PrunePlan, example_inputs: Any, rtol: float = 1e-6) -> CheckResult:
+    """Run the pruned model and the masked original op by op (float64). The result names the
+    first op whose pruned output differs from the masked one on the kept channels (or none),
+    and the error on the model outputs."""
     ref = copy.deepcopy(original).double().eval()
     small = copy.deepcopy(pruned).double().eval()
     inputs = _to64(example_inputs)
     removed = removed_slots(groups, plan)
     masker = _Masker(ref, graph, removed)
     masker.keep_outputs = True
-    run_recorded(masker, ref, inputs)
+    masker.model_output = run_recorded(masker, ref, inputs)
     rec = _Recorder(has_rule, small)
     rec.keep_outputs = True
     try:
-        run_recorded(rec, small, inputs)
+        out = run_recorded(rec, small, inputs)
     except Exception as exc:
-        return Failure(min(len(rec.nodes), len(graph.nodes) - 1), f"{type(exc).__name__}: {exc}")
+        return CheckResult(Failure(min(len(rec.nodes), len(graph.nodes) - 1), f"{type(exc).__name__}: {exc}"))
     for k, (node, want_list) in enumerate(zip(graph.nodes, masker.node_outputs)):
         if k >= len(rec.node_outputs):
-            return Failure(k, "the pruned model runs fewer ops")
+            return CheckResult(Failure(k, "the pruned model runs fewer ops"))
         for v, want, got in zip(node.outputs, want_list, rec.node_outputs[k]):
             if not want.is_floating_point():
                 continue
             want = _drop(want, v, removed)
             if want.shape != got.shape:
-                return Failure(k, f"op #{k} {node.target}: shape {tuple(got.shape)} instead of {tuple(want.shape)}")
+                return CheckResult(Failure(k, f"shape {tuple(got.shape)} instead of {tuple(want.shape)}"))
             scale = float(want.abs().max()) if want.numel() else 0.0
             if want.numel() and float((want - got.double()).abs().max()) > rtol * max(scale, 1e-30) + 1e-12:
-                return Failure(k, f"op #{k} {node.target}: values differ")
-    return None
+                return CheckResult(Failure(k, "values differ from the masked original"))
+    # the model outputs, as verify() compares them
+    got = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+    want = [t for t in tree_flatten(masker.model_output)[0] if isinstance(t, torch.Tensor)]
+    if len(got) != len(want) or any(a.shape != b.shape for a, b in zip(got, want)):
+        return CheckResult(Failure(len(graph.nodes) - 1, "model outputs differ in shape"))
+    scale = max((float(t.abs().max()) for t in want if t.numel() and t.is_floating_point()), default=0.0)
+    err = max((float((a.double() - b.double()).abs().max()) for a, b in zip(got, want) if a.numel()), default=0.0)
+    tol = rtol * scale
+    if err > tol:
+        return CheckResult(Failure(len(graph.nodes) - 1, "model outputs differ"), err, scale, tol)
+    return CheckResult(None, err, scale, tol)
