@@ -37,11 +37,11 @@ class Blocks:
 
     def escalate(self, graph: OpGraph, k: int, reason: str) -> None:
         self.level[k] = self.level.get(k, 0) + 1
+        same_site = [n.index for n in graph.nodes if n.site == graph.nodes[k].site] or [k]
         if self.level[k] == 1:  # this op and every op from the same code in other blocks
-            site = graph.nodes[k].site
-            self.nodes |= {n.index for n in graph.nodes if n.site == site} | {k}
-        elif self.level[k] == 2:  # shapes the code read before it
-            self.values |= {vid for vid, at in graph.size_reads if at <= k}
+            self.nodes |= set(same_site) | {k}
+        elif self.level[k] == 2:  # shapes the code read before it (or before the same code elsewhere)
+            self.values |= {vid for vid, at in graph.size_reads if at <= max(same_site + [k])}
         else:  # everything upstream
             self.values |= {v.id for n in graph.nodes[: k + 1] for v in n.inputs + n.outputs}
         self.reasons.append(f"op #{k} ({graph.nodes[k].target} in {graph.nodes[k].site[0]}): "

@@ -226,6 +226,13 @@ def locate_failure(original: nn.Module, pruned: nn.Module, graph: OpGraph, group
     """Run the pruned model and the masked original op by op (float64). The result names the
     first op whose pruned output differs from the masked one on the kept channels (or none),
     and the error on the model outputs."""
+    # a pruned model that crashes is located cheaply, without the masked reference
+    crash = _Recorder(has_rule, pruned)
+    try:
+        run_recorded(crash, pruned.eval(), example_inputs)
+    except Exception as exc:
+        return CheckResult(Failure(min(len(crash.nodes), len(graph.nodes) - 1), f"{type(exc).__name__}: {exc}"))
+    del crash
     ref = copy.deepcopy(original).double().eval()
     small = copy.deepcopy(pruned).double().eval()
     inputs = _to64(example_inputs)

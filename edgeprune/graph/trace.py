@@ -56,7 +56,7 @@ class _Recorder(TorchFunctionMode):
         self.size_reads: list[tuple[int, int]] = []  # (value id, index of the next op): shapes read by code
         self.keep_outputs = False
         self.node_outputs: list[list[torch.Tensor]] = []
-        self._scope: list[list] = [[type(model).__name__, 0]]  # [module type, ops recorded in this call]
+        self._scope: list[list] = [[type(model).__name__, {}]]  # [module type, op counts in this call]
 
     # values ---------------------------------------------------------------
     def _new_value(self, t: torch.Tensor, producer: OpNode | None, param: str | None = None) -> Value:
@@ -85,8 +85,9 @@ class _Recorder(TorchFunctionMode):
             return
         node = OpNode(len(self.nodes), kind, target, inputs, [], args, kwargs, module)
         frame = self._scope[-1]
-        node.site = (frame[0], target if kind == "function" else type(module).__name__, frame[1])
-        frame[1] += 1
+        what = target if kind == "function" else type(module).__name__
+        node.site = (frame[0], what, frame[1].get(what, 0))  # the n-th such op in this module's code
+        frame[1][what] = frame[1].get(what, 0) + 1
         node.outputs = [self._new_value(t, node) for t in outs]
         self.nodes.append(node)
         if self.keep_outputs:
@@ -107,7 +108,7 @@ class _Recorder(TorchFunctionMode):
     # modules ---------------------------------------------------------------
     def enter(self, module: nn.Module, args: tuple) -> None:
         if self.leaf_depth == 0:
-            self._scope.append([type(module).__name__, 0])
+            self._scope.append([type(module).__name__, {}])
 
     def leave(self, module: nn.Module, args: tuple, out: Any) -> None:
         if self.leaf_depth == 0:

@@ -309,3 +309,44 @@ register_op("zeros", "ones", "empty", "full", "arange", "linspace", "rand", "ran
 
 def tensors_in(obj) -> list[Value]:
     return [a.value for a in tree_flatten(obj)[0] if isinstance(a, ValueRef)]
+
+
+@register_op("einsum")
+def _einsum(ctx, node):
+    """Letters kept in the output pass through; letters summed over tie their operands' dims
+    (zeros add nothing, so removing such channels is exact)."""
+    eq = node.args[0] if isinstance(node.args[0], str) else None
+    if eq is None or "->" not in eq:
+        return
+    lhs, rhs = eq.replace(" ", "").split("->")
+    operands = tensors_in(node.args[1:])
+    y = node.outputs[0]
+    specs = lhs.split(",")
+    if len(specs) != len(operands):
+        return
+
+    def expand(spec: str, ndim: int) -> str:
+        if "..." not in spec:
+            return spec
+        n = ndim - (len(spec) - 3)
+        return spec.replace("...", "".join(chr(0x100 + i) for i in range(n)))
+    specs = [expand(s, v.ndim) for s, v in zip(specs, operands)]
+    rhs = expand(rhs, y.ndim)
+    if any(len(s) != v.ndim for s, v in zip(specs, operands)) or len(rhs) != y.ndim:
+        return
+    first: dict[str, tuple] = {}
+    for spec, v in zip(specs, operands):
+        for d, letter in enumerate(spec):
+            if letter in rhs:
+                j = rhs.index(letter)
+                if v.shape[d] == y.shape[j]:
+                    ctx.same(ctx.value(v, d), ctx.value(y, j))
+                else:
+                    ctx.value(v, d)
+            elif letter in first:
+                u, e = first[letter]
+                if u.shape[e] == v.shape[d]:
+                    ctx.same(ctx.value(u, e), ctx.value(v, d))
+            else:
+                first[letter] = (v, d)
+                ctx.value(v, d)
