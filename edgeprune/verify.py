@@ -47,32 +47,34 @@ class VerifyReport:
 
 
 def removed_slots(groups: list[ChannelGroup], plan: PrunePlan) -> dict[tuple, np.ndarray]:
-    """Per slot (value or tensor axis), the indices the plan removes; checks the plan only
-    removes whole coupled units."""
+    """Per slot (value or tensor axis), the indices the plan removes. Checks that the plan
+    removes whole coupled units only, and nothing that is not a unit."""
     out: dict[tuple, list[np.ndarray]] = {}
-    covered: dict[tuple, set] = {}
+    covered: dict[tuple, list[np.ndarray]] = {}
     for g in groups:
-        for unit in g.units:
-            flags = []
-            for slot, idx in unit.items():
-                if slot[0] == "p":
-                    gone = set(plan.removed.get(slot[1], {}).get(slot[2], ()))
-                    flags.append(all(int(i) in gone for i in idx) if gone else False)
-                    if flags[-1] is False and gone and any(int(i) in gone for i in idx):
-                        raise VerificationError(f"the plan removes part of a coupled unit of {g.name} "
-                                                f"({slot[1]} dim {slot[2]}): coupled channels must go together")
-            if flags and all(flags):
-                for slot, idx in unit.items():
-                    out.setdefault(slot, []).append(idx)
-                    if slot[0] == "p":
-                        covered.setdefault((slot[1], slot[2]), set()).update(int(i) for i in idx)
-            elif any(flags):
-                raise VerificationError(f"the plan removes a unit of {g.name} from some coupled layers only")
+        flags = []
+        for slot in g.param_slots:
+            gone = plan.removed.get(slot[1], {}).get(slot[2])
+            m = g.slots[slot]
+            hit = np.isin(m, gone) if gone else np.zeros(m.shape, bool)
+            if (hit.any(1) & ~hit.all(1)).any():
+                raise VerificationError(f"the plan removes part of a coupled unit of {g.name} "
+                                        f"({slot[1]} dim {slot[2]}): coupled channels must go together")
+            flags.append(hit.all(1))
+        flags = np.stack(flags)
+        if (flags.any(0) & ~flags.all(0)).any():
+            raise VerificationError(f"the plan removes a unit of {g.name} from some coupled layers only")
+        units = np.nonzero(flags.all(0))[0]
+        for slot, idx in g.removed(units.tolist()).items():
+            out.setdefault(slot, []).append(idx)
+            if slot[0] == "p":
+                covered.setdefault((slot[1], slot[2]), []).append(idx)
     for name, dims in plan.removed.items():
         for d, idx in dims.items():
-            extra = set(idx) - covered.get((name, d), set())
-            if extra:
-                raise VerificationError(f"the plan removes indices {sorted(extra)[:5]} of {name} dim {d}, "
+            have = np.concatenate(covered.get((name, d), [np.zeros(0, np.int64)]))
+            extra = np.setdiff1d(np.asarray(idx, dtype=np.int64), have)
+            if extra.size:
+                raise VerificationError(f"the plan removes indices {extra[:5].tolist()} of {name} dim {d}, "
                                         "which are not a prunable unit of the original model")
     return {s: np.unique(np.concatenate(v)) for s, v in out.items()}
 

@@ -46,11 +46,5 @@ def unit_views(group: ChannelGroup, source: dict[str, torch.Tensor],
         if name not in source or (only_params is not None and name not in only_params):
             continue
         t = source[name].detach().float().movedim(dim, 0)
-        counts = {len(u[slot]) for u in group.units}
-        if len(counts) == 1:
-            idx = torch.as_tensor(np.stack([u[slot] for u in group.units]), dtype=torch.long)
-            yield slot, t[idx.flatten()].reshape(len(group.units), -1)
-        else:  # uneven units: pad with zeros
-            rows = [t[torch.as_tensor(u[slot], dtype=torch.long)].flatten() for u in group.units]
-            width = max(r.numel() for r in rows)
-            yield slot, torch.stack([torch.nn.functional.pad(r, (0, width - r.numel())) for r in rows])
+        idx = torch.from_numpy(group.slots[slot])
+        yield slot, t[idx.flatten()].reshape(idx.shape[0], -1)

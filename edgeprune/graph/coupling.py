@@ -29,23 +29,33 @@ from edgeprune.rules.base import CouplingContext, Slot, op_rule, rule_for
 
 @dataclass
 class ChannelGroup:
-    """Channels ranked and removed together. `units[u]` maps slot -> indices removed with unit u."""
+    """Channels ranked and removed together. `index[slot]` is a (units, k) array: row u holds the
+    k indices of that axis removed with unit u (k > 1 for heads, flattened maps, ...)."""
 
     index: int
     name: str
-    units: list[dict[Slot, np.ndarray]]
+    slots: dict[Slot, np.ndarray]
     param_slots: list[Slot] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.units)
+        return len(next(iter(self.slots.values())))
 
     @property
     def channels_per_unit(self) -> int:
-        """Channels of the group's first parameter slot removed per unit (1, or a head's width)."""
-        return len(self.units[0][self.param_slots[0]])
+        """Channels of the group's first parameter axis removed per unit (1, or a head's width)."""
+        return self.slots[self.param_slots[0]].shape[1]
+
+    @property
+    def units(self) -> list[dict[Slot, np.ndarray]]:
+        return [{s: m[u] for s, m in self.slots.items()} for u in range(len(self))]
+
+    def removed(self, units: list[int]) -> dict[Slot, np.ndarray]:
+        """slot -> indices removed when `units` go."""
+        rows = np.asarray(units, dtype=np.int64)
+        return {s: np.sort(m[rows].ravel()) for s, m in self.slots.items()} if len(rows) else {}
 
     def __repr__(self) -> str:
-        return f"ChannelGroup({self.name}, {len(self.units)} units, {len(self.param_slots)} param axes)"
+        return f"ChannelGroup({self.name}, {len(self)} units, {len(self.param_slots)} param axes)"
 
 
 class Coupler(CouplingContext):
@@ -232,19 +242,31 @@ class Coupler(CouplingContext):
         comps, slots, idxs = map(np.concatenate, (comps, slots, idxs))
         order = np.lexsort((idxs, slots, comps))
         comps, slots, idxs = comps[order], slots[order], idxs[order]
-        cuts = np.nonzero(np.diff(comps))[0] + 1
-        by_sig: dict[tuple, list[dict]] = {}
-        for c_sl, c_ix in zip(np.split(slots, cuts), np.split(idxs, cuts)):
-            scuts = np.nonzero(np.diff(c_sl))[0] + 1
-            unit = {slot_list[s[0]]: ix for s, ix in zip(np.split(c_sl, scuts), np.split(c_ix, scuts))}
-            sig = tuple(sorted((s, len(ix)) for s, ix in unit.items() if s[0] == "p"))
-            by_sig.setdefault(sig, []).append(unit)
+        # (unit, slot) runs: their slot and length make each unit's signature
+        key_change = np.nonzero((np.diff(comps) != 0) | (np.diff(slots) != 0))[0] + 1
+        run_start = np.concatenate([[0], key_change])
+        run_len = np.diff(np.concatenate([run_start, [len(comps)]]))
+        run_comp, run_slot = comps[run_start], slots[run_start]
+        comp_cut = np.nonzero(np.diff(run_comp))[0] + 1
+        sigs: dict[tuple, list[int]] = {}
+        for rs, rl, rc in zip(np.split(run_slot, comp_cut), np.split(run_len, comp_cut),
+                              np.split(run_comp, comp_cut)):
+            sigs.setdefault((tuple(rs.tolist()), tuple(rl.tolist())), []).append(int(rc[0]))
+        unit_start = {int(c): int(st) for c, st in zip(run_comp[np.concatenate([[0], comp_cut])],
+                                                       run_start[np.concatenate([[0], comp_cut])])}
         groups = []
-        for sig, units in by_sig.items():
-            pslots = sorted({s for s, _ in sig}, key=lambda s: (s[2], s[1]))
-            units.sort(key=lambda u: int(u[pslots[0]][0]))
+        for (sig_slots, sig_lens), units in sigs.items():
+            offsets = np.concatenate([[0], np.cumsum(sig_lens)[:-1]])
+            starts = np.array([unit_start[c] for c in units])
+            matrices = {}
+            for s_id, length, off in zip(sig_slots, sig_lens, offsets):
+                pos = starts[:, None] + off + np.arange(length)[None, :]
+                matrices[slot_list[s_id]] = idxs[pos]
+            pslots = sorted((s for s in matrices if s[0] == "p"), key=lambda s: (s[2], s[1]))
+            order_u = np.argsort(matrices[pslots[0]][:, 0], kind="stable")
+            matrices = {s: m[order_u] for s, m in matrices.items()}
             name = pslots[0][1].rsplit(".", 1)[0]
-            groups.append(ChannelGroup(len(groups), name, units, pslots))
+            groups.append(ChannelGroup(len(groups), name, matrices, pslots))
         return groups, problems
 
 

@@ -34,12 +34,11 @@ class PrunePlan:
             units = removed_units.get(g.index, [])
             plan.groups.append({"name": g.name, "units": len(g), "removed": len(units),
                                 "channels_per_unit": g.channels_per_unit})
-            for u in units:
-                for slot, idx in g.units[u].items():
-                    if slot[0] == "p":
-                        acc.setdefault(slot[1], {}).setdefault(slot[2], []).append(idx)
+            for slot, idx in g.removed(units).items():
+                if slot[0] == "p":
+                    acc.setdefault(slot[1], {}).setdefault(slot[2], []).append(idx)
         for name, dims in acc.items():
-            plan.removed[name] = {d: sorted({int(i) for a in arrs for i in a}) for d, arrs in dims.items()}
+            plan.removed[name] = {d: np.unique(np.concatenate(arrs)).tolist() for d, arrs in dims.items()}
             plan.shapes[name] = list(tensors[name].shape)
         return plan
 
