@@ -38,6 +38,23 @@ def get_criterion(name: str) -> Criterion:
     return CRITERIA[name]
 
 
+def per_unit(group: ChannelGroup, source: dict[str, torch.Tensor], reduce: str,
+             only_params: set[str] | None = None) -> Iterator[tuple[tuple, torch.Tensor]]:
+    """For each tensor axis of the group: a per-unit statistic without copying rows.
+    `reduce` = "abs_sum" (sum of |w|) or "sq_sum" (sum of w^2) over everything in the unit."""
+    for slot in group.param_slots:
+        _, name, dim = slot
+        if name not in source or (only_params is not None and name not in only_params):
+            continue
+        t = source[name].detach()
+        other = [d for d in range(t.ndim) if d != dim]
+        stat = t.abs().sum(other) if reduce == "abs_sum" else (t * t).sum(other)
+        if not other:
+            stat = t.abs() if reduce == "abs_sum" else t * t
+        idx = torch.from_numpy(group.slots[slot])
+        yield slot, stat.float()[idx].sum(1)
+
+
 def unit_views(group: ChannelGroup, source: dict[str, torch.Tensor],
                only_params: set[str] | None = None) -> Iterator[tuple[tuple, torch.Tensor]]:
     """For each tensor axis of the group: (slot, [units, features]) gathered from `source`."""

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import torch
 
-from edgeprune.criteria.base import ScoringContext, register_criterion, unit_views
+from edgeprune.criteria.base import ScoringContext, per_unit, register_criterion
 from edgeprune.graph.coupling import ChannelGroup
 
 
 def _norm(group: ChannelGroup, ctx: ScoringContext, p: int) -> torch.Tensor:
     params = {n for n, t in ctx.tensors.items() if isinstance(t, torch.nn.Parameter)}
     score = torch.zeros(len(group))
-    for _, view in unit_views(group, ctx.tensors, only_params=params):
-        norms = view.norm(p=p, dim=1)
+    for _, stat in per_unit(group, ctx.tensors, "abs_sum" if p == 1 else "sq_sum", only_params=params):
+        norms = stat if p == 1 else stat.sqrt()
         score += norms / norms.mean().clamp_min(1e-12)
     return score
 

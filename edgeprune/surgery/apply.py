@@ -51,9 +51,9 @@ def apply_plan(model: nn.Module, plan: PrunePlan) -> nn.Module:
                 new = new.index_select(d, _keep_index(t.shape[d], idx, t.device))
         with torch.no_grad():
             if isinstance(t, nn.Parameter):
-                setattr(mod, tname, nn.Parameter(new.clone(), requires_grad=t.requires_grad))
+                setattr(mod, tname, nn.Parameter(new, requires_grad=t.requires_grad))
             else:
-                mod._buffers[tname] = new.clone()
+                mod._buffers[tname] = new
     for mod, sizes in touched.values():
         rule = _update_rule(mod)
         if rule is not None:

@@ -1,0 +1,132 @@
+"""The engine's own cost: trace + group + prune, with and without checks, beside Torch-Pruning
+(optional comparison dependency `torch-pruning`) in the same run. Each case runs in its own
+process (one thread pool of 2) so peak memory (max RSS) is per case.
+
+    edgeprune bench-engine --models resnet50 mobilenet_v2 densenet121 vit_b_16
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+
+def _model(name: str):
+    import torch
+    import torchvision
+
+    m = torchvision.models.get_model(name).eval()
+    return m, torch.randn(1, 3, 224, 224)
+
+
+def _classifier_names(model) -> list:
+    import torch
+
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    return last[-1:]
+
+
+def case_edgeprune(name: str) -> dict:
+    import torch
+
+    import edgeprune as ep
+    from edgeprune.pruning import prune_steps
+
+    model, x = _model(name)
+    cfg = ep.PruneConfig(prune_ratio=0.5)
+    t0 = time.perf_counter()
+    step, _ = prune_steps(model, x, cfg, 0.5, {}, [], check=False)
+    engine = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        checked, _ = prune_steps(model, x, cfg, 0.5, {}, [], check=True)
+    with_checks = time.perf_counter() - t0
+    with torch.no_grad():
+        ok = tuple(step.model(x).shape) == tuple(model(x).shape)
+    return {"engine_s": engine, "with_checks_s": with_checks, "runs": ok, "verified": checked.check is not None
+            and checked.check.failure is None,
+            "params_kept": sum(p.numel() for p in step.model.parameters()) / sum(p.numel() for p in model.parameters())}
+
+
+def case_torch_pruning(name: str) -> dict:
+    import torch
+    import torch_pruning as tp
+
+    model, x = _model(name)
+    ref_shape = tuple(model(x).shape)
+    t0 = time.perf_counter()
+    try:
+        pruner = tp.pruner.MagnitudePruner(model, x, importance=tp.importance.MagnitudeImportance(p=1),
+                                           pruning_ratio=0.5, ignored_layers=_classifier_names(model))
+        pruner.step()
+    except Exception as exc:
+        return {"engine_s": time.perf_counter() - t0, "runs": False, "error": f"{type(exc).__name__}: {str(exc)[:120]}"}
+    engine = time.perf_counter() - t0
+    try:
+        with torch.no_grad():
+            ok = tuple(model(x).shape) == ref_shape
+    except Exception as exc:
+        return {"engine_s": engine, "runs": False, "error": f"forward: {type(exc).__name__}: {str(exc)[:120]}"}
+    return {"engine_s": engine, "runs": ok}
+
+
+def _one(tool: str, name: str) -> dict:
+    import torch
+
+    torch.set_num_threads(2)
+    fn = case_edgeprune if tool == "edgeprune" else case_torch_pruning
+    row = fn(name)
+    row["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return row
+
+
+def run_engine_benchmark(models: list[str], out: str | Path) -> int:
+    try:
+        import torch_pruning  # noqa: F401
+        tools = ["edgeprune", "torch_pruning"]
+    except ImportError:
+        print("torch-pruning is not installed (pip install torch-pruning==1.6.1): edgeprune only", file=sys.stderr)
+        tools = ["edgeprune"]
+    results = {}
+    for name in models:
+        for tool in tools:
+            proc = subprocess.run([sys.executable, "-m", "edgeprune.bench_engine", tool, name], capture_output=True,
+                                  text=True, timeout=3600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            line = (proc.stdout.strip().splitlines() or [""])[-1]
+            results[(tool, name)] = json.loads(line) if line.startswith("{") else {
+                "error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:160]}
+            print(name, tool, results[(tool, name)], flush=True)
+    lines = ["# Engine benchmark: trace + group + prune", "",
+             f"Command: `edgeprune bench-engine --models {' '.join(models)}` "
+             f"({platform.machine()}, {os.cpu_count()} cores, torch {__import__('torch').__version__}, batch 1, "
+             "224x224, 50 % of channels, L1, each case in its own process, wall-clock seconds).", "",
+             "`edgeprune` = trace, coupling, scoring and surgery without checks (what Torch-Pruning does); "
+             "`+ checks` = the same with every plan replayed op by op against the masked original in float64 "
+             "and repaired where needed (what `edgeprune.prune` runs). Torch-Pruning 1.6.1: "
+             "`MagnitudePruner(pruning_ratio=0.5)` + `step()` with the last Linear ignored, its defaults otherwise.", "",
+             "| model | edgeprune s | + checks s | edgeprune max RSS MB | Torch-Pruning s | Torch-Pruning max RSS MB | Torch-Pruning result |",
+             "|---|---|---|---|---|---|---|"]
+    for name in models:
+        e = results.get(("edgeprune", name), {})
+        t = results.get(("torch_pruning", name), {})
+        def f(d, k):
+            return f"{d[k]:.2f}" if k in d else "-"
+        tres = "runs" if t.get("runs") else (t.get("error", "not run") if t else "not run")
+        lines.append(f"| {name} | {f(e, 'engine_s')} | {f(e, 'with_checks_s')} | {f(e, 'max_rss_mb')} | "
+                     f"{f(t, 'engine_s')} | {f(t, 'max_rss_mb')} | {tres} |")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text("\n".join(lines) + "\n")
+    print(f"table in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    print(json.dumps(_one(sys.argv[1], sys.argv[2])))
