@@ -32,6 +32,7 @@ class PruneConfig:
     ignore: tuple[str, ...] = ()  # module names (or "re:regex") whose output channels are kept
     layer_ratios: dict[str, float] = field(default_factory=dict)  # group name / "re:regex" -> ratio
     steps: int = 1  # iterative pruning: re-score after each step
+    prune_outputs: bool = False  # let the model's outputs shrink too (their layers are pruned)
     strict: bool = True  # an unknown op that costs prunable channels raises
     verify: bool = True
     seed: int = 0
@@ -127,7 +128,7 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, example_inputs
             c = step.check
             report = VerifyReport.measured(c.max_abs_error, c.output_scale, c.tolerance, step.graph.tracer)
         else:
-            report = verify(model, pruned, plan, example_inputs, ignore=ignore)
+            report = verify(model, pruned, plan, example_inputs, ignore=ignore, prune_outputs=config.prune_outputs)
     after = measure(pruned, example_inputs, latency=measure_latency)
     if blocks.reasons:
         plan.meta["kept_by_checks"] = blocks.reasons

@@ -76,7 +76,8 @@ def prune_once(model: nn.Module, example_inputs: Any, config, ratio: float, grad
     blocks = blocks or Blocks()
     for _ in range(12):
         groups = build_groups(model, graph, ignore=ignore, strict=config.strict,
-                              blocked_nodes=blocks.nodes, blocked_values=blocks.values)
+                              blocked_nodes=blocks.nodes, blocked_values=blocks.values,
+                              prune_outputs=config.prune_outputs)
         ctx = ScoringContext(tensors, grads, owners, torch.Generator().manual_seed(config.seed))
         scores = {g.index: crit(g, ctx) for g in groups}
         if config.scope == "global" and not config.layer_ratios and step_ratio is not None:

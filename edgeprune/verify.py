@@ -166,7 +166,7 @@ def _to64(x: Any) -> Any:
 
 def verify(original: nn.Module, pruned: nn.Module, plan: PrunePlan, example_inputs: Any, *,
            rtol: float = 1e-6, atol: float = 0.0, raise_on_failure: bool = True,
-           ignore: list[str] | None = None) -> VerifyReport:
+           ignore: list[str] | None = None, prune_outputs: bool = False) -> VerifyReport:
     """Compare `pruned` with `original` masked by `plan` on `example_inputs` (float64, eval).
 
     Use it on any pruning result; edgeprune.prune() calls it by default."""
@@ -174,9 +174,11 @@ def verify(original: nn.Module, pruned: nn.Module, plan: PrunePlan, example_inpu
     small = copy.deepcopy(pruned).double().eval()
     inputs = _to64(example_inputs)
     graph = trace(ref, inputs)
-    groups = build_groups(ref, graph, ignore=ignore, strict=False)
+    groups = build_groups(ref, graph, ignore=ignore, strict=False, prune_outputs=prune_outputs)
     removed = removed_slots(groups, plan)
-    expected = [t for t in tree_flatten(masked_forward(ref, graph, removed, inputs))[0] if isinstance(t, torch.Tensor)]
+    expected = [_drop(t, v, removed) for t, v in zip(
+        [t for t in tree_flatten(masked_forward(ref, graph, removed, inputs))[0] if isinstance(t, torch.Tensor)],
+        graph.outputs)]
     with torch.no_grad():
         try:
             got = [t for t in tree_flatten(_call(small, inputs))[0] if isinstance(t, torch.Tensor)]
@@ -262,7 +264,8 @@ def locate_failure(original: nn.Module, pruned: nn.Module, graph: OpGraph, group
                 return CheckResult(Failure(k, "values differ from the masked original"))
     # the model outputs, as verify() compares them
     got = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-    want = [t for t in tree_flatten(masker.model_output)[0] if isinstance(t, torch.Tensor)]
+    want = [_drop(t, v, removed) for t, v in zip(
+        [t for t in tree_flatten(masker.model_output)[0] if isinstance(t, torch.Tensor)], graph.outputs)]
     if len(got) != len(want) or any(a.shape != b.shape for a, b in zip(got, want)):
         return CheckResult(Failure(len(graph.nodes) - 1, "model outputs differ in shape"))
     scale = max((float(t.abs().max()) for t in want if t.numel() and t.is_floating_point()), default=0.0)

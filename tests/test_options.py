@@ -116,3 +116,12 @@ def test_register_op_makes_it_prunable():
     ep.register_op("special_erfc")(_broadcast)
     r = ep.prune(Odd2().eval(), ep.PruneConfig(), example_inputs=torch.randn(2, 4))
     assert r.model.a.out_features == 4 and r.verification.ok
+
+
+def test_outputs_shrink_only_when_asked():
+    from edgeprune.testing.toys import TOYS
+    model, x = TOYS["linear"]()
+    kept = ep.prune(model.eval(), ep.PruneConfig(prune_ratio=0.5), example_inputs=x)
+    assert kept.model(x).shape == (4, 3)
+    shrunk = ep.prune(model.eval(), ep.PruneConfig(prune_ratio=0.5, prune_outputs=True), example_inputs=x)
+    assert shrunk.model(x).shape == (4, 2) and shrunk.verification.ok

@@ -71,6 +71,7 @@ class Coupler(CouplingContext):
         self.unknown: dict[Slot, str] = {}
         self.mentioned: set[Slot] = set()
         self.reshapes: list[tuple[OpNode, Value, Value]] = []
+        self.prune_outputs = False
 
     # CouplingContext ------------------------------------------------------
     def _ensure(self, slot: Slot, size: int) -> Slot:
@@ -146,7 +147,7 @@ class Coupler(CouplingContext):
                 deferred.append((node, set(self.mentioned)))
             else:
                 self._close_node(node)
-        for v in self.graph.inputs + self.graph.outputs:
+        for v in self.graph.inputs + ([] if self.prune_outputs else self.graph.outputs):
             self.block_value(v)
         for v in self.graph.values.values():
             if v.producer is None and v.param is None and v not in self.graph.inputs:
@@ -297,15 +298,17 @@ def _digit(flat: np.ndarray, shape: tuple, dims: list[int], d: int) -> np.ndarra
 
 def build_groups(model: nn.Module, graph: OpGraph, ignore: list[str] | None = None,
                  strict: bool = True, blocked_nodes: set[int] = frozenset(),
-                 blocked_values: set[int] = frozenset()) -> list[ChannelGroup]:
+                 blocked_values: set[int] = frozenset(), prune_outputs: bool = False) -> list[ChannelGroup]:
     """Channel groups of `model` traced as `graph`. Modules named in `ignore` keep their output
-    channels (their inputs may still shrink when the layer before them is pruned).
+    channels (their inputs may still shrink when the layer before them is pruned). The model's
+    outputs keep their size unless `prune_outputs`.
     Raises UnsupportedLayerError when an unknown op costs prunable channels (unless strict=False)."""
     tensors = dict(model.named_parameters(remove_duplicate=False))
     tensors.update(dict(model.named_buffers(remove_duplicate=False)))
     ignore = ignore or []
     ignore_params = {n for n in tensors if any(n == p or n.startswith(p + ".") for p in ignore)}
     coupler = Coupler(graph, tensors)
+    coupler.prune_outputs = prune_outputs
     coupler.owner_type = {f"{mn}.{tn}" if mn else tn: type(m).__name__ for mn, m in model.named_modules()
                           for tn, _ in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False))}
     coupler.run(ignore_params, blocked_nodes, blocked_values)
