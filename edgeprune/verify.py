@@ -227,9 +227,8 @@ def _drop(t: torch.Tensor, v: Value, removed: dict[tuple, np.ndarray]) -> torch.
 
 def locate_failure(original: nn.Module, pruned: nn.Module, graph: OpGraph, groups: list[ChannelGroup],
                    plan: PrunePlan, example_inputs: Any, rtol: float = 1e-6) -> CheckResult:
-    """Run the pruned model and the masked original op by op (float64). The result names the
-    first op whose pruned output differs from the masked one on the kept channels (or none),
-    and the error on the model outputs."""
+    """Compare the pruned model with the masked original (float64). When they differ, replay
+    both op by op and name the first op whose output differs on the kept channels."""
     # a pruned model that crashes is located cheaply, without the masked reference
     crash = _Recorder(has_rule, pruned)
     try:
@@ -241,36 +240,41 @@ def locate_failure(original: nn.Module, pruned: nn.Module, graph: OpGraph, group
     small = copy.deepcopy(pruned).double().eval()
     inputs = _to64(example_inputs)
     removed = removed_slots(groups, plan)
+    want = run_recorded(_Masker(ref, graph, removed), ref, inputs)
+    with torch.no_grad():
+        got = _call(small, inputs)
+    got = [t for t in tree_flatten(got)[0] if isinstance(t, torch.Tensor)]
+    want = [_drop(t, v, removed) for t, v in zip(
+        [t for t in tree_flatten(want)[0] if isinstance(t, torch.Tensor)], graph.outputs)]
+    if len(got) == len(want) and all(a.shape == b.shape for a, b in zip(got, want)):
+        scale = max((float(t.abs().max()) for t in want if t.numel() and t.is_floating_point()), default=0.0)
+        err = max((float((a.double() - b.double()).abs().max()) for a, b in zip(got, want) if a.numel()), default=0.0)
+        if err <= rtol * scale:
+            return CheckResult(None, err, scale, rtol * scale)
+    return CheckResult(_first_difference(ref, small, graph, removed, inputs, rtol))
+
+
+def _first_difference(ref: nn.Module, small: nn.Module, graph: OpGraph, removed: dict, inputs: Any,
+                      rtol: float) -> Failure:
     masker = _Masker(ref, graph, removed)
     masker.keep_outputs = True
-    masker.model_output = run_recorded(masker, ref, inputs)
+    run_recorded(masker, ref, inputs)
     rec = _Recorder(has_rule, small)
     rec.keep_outputs = True
     try:
-        out = run_recorded(rec, small, inputs)
+        run_recorded(rec, small, inputs)
     except Exception as exc:
-        return CheckResult(Failure(min(len(rec.nodes), len(graph.nodes) - 1), f"{type(exc).__name__}: {exc}"))
+        return Failure(min(len(rec.nodes), len(graph.nodes) - 1), f"{type(exc).__name__}: {exc}")
     for k, (node, want_list) in enumerate(zip(graph.nodes, masker.node_outputs)):
         if k >= len(rec.node_outputs):
-            return CheckResult(Failure(k, "the pruned model runs fewer ops"))
+            return Failure(k, "the pruned model runs fewer ops")
         for v, want, got in zip(node.outputs, want_list, rec.node_outputs[k]):
             if not want.is_floating_point():
                 continue
             want = _drop(want, v, removed)
             if want.shape != got.shape:
-                return CheckResult(Failure(k, f"shape {tuple(got.shape)} instead of {tuple(want.shape)}"))
+                return Failure(k, f"shape {tuple(got.shape)} instead of {tuple(want.shape)}")
             scale = float(want.abs().max()) if want.numel() else 0.0
             if want.numel() and float((want - got.double()).abs().max()) > rtol * max(scale, 1e-30) + 1e-12:
-                return CheckResult(Failure(k, "values differ from the masked original"))
-    # the model outputs, as verify() compares them
-    got = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-    want = [_drop(t, v, removed) for t, v in zip(
-        [t for t in tree_flatten(masker.model_output)[0] if isinstance(t, torch.Tensor)], graph.outputs)]
-    if len(got) != len(want) or any(a.shape != b.shape for a, b in zip(got, want)):
-        return CheckResult(Failure(len(graph.nodes) - 1, "model outputs differ in shape"))
-    scale = max((float(t.abs().max()) for t in want if t.numel() and t.is_floating_point()), default=0.0)
-    err = max((float((a.double() - b.double()).abs().max()) for a, b in zip(got, want) if a.numel()), default=0.0)
-    tol = rtol * scale
-    if err > tol:
-        return CheckResult(Failure(len(graph.nodes) - 1, "model outputs differ"), err, scale, tol)
-    return CheckResult(None, err, scale, tol)
+                return Failure(k, "values differ from the masked original")
+    return Failure(len(graph.nodes) - 1, "model outputs differ from the masked original")
