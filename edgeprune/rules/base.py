@@ -125,9 +125,17 @@ def silenced_copy(module: nn.Module, removed_params: dict, dims: tuple[int, ...]
     """A copy of `module` whose removed rows (along `dims`) are zero: internal units go quiet."""
     import copy
 
-    quiet = copy.deepcopy(module)
-    quiet._forward_hooks.clear()
-    quiet._forward_pre_hooks.clear()
+    # hooks hold the recorder (and through it the whole model): never copy them
+    hook_attrs = ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs",
+                  "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called")
+    saved = [(m, a, getattr(m, a)) for m in module.modules() for a in hook_attrs if hasattr(m, a)]
+    try:
+        for m, a, v in saved:
+            setattr(m, a, type(v)())
+        quiet = copy.deepcopy(module)
+    finally:
+        for m, a, v in saved:
+            setattr(m, a, v)
     with torch.no_grad():
         for name, per_dim in removed_params.items():
             t = quiet.get_parameter(name) if name in dict(quiet.named_parameters()) else None
