@@ -49,9 +49,14 @@ def case_edgeprune(name: str) -> dict:
         warnings.simplefilter("ignore")
         checked, _ = prune_steps(model, x, cfg, 0.5, {}, [], check=True)
     with_checks = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prune_steps(model, x, ep.PruneConfig(prune_ratio=0.5, check_dtype="float32"), 0.5, {}, [], check=True)
+    with_checks32 = time.perf_counter() - t0
     with torch.no_grad():
         ok = tuple(step.model(x).shape) == tuple(model(x).shape)
-    return {"engine_s": engine, "with_checks_s": with_checks, "runs": ok, "verified": checked.check is not None
+    return {"engine_s": engine, "with_checks_s": with_checks, "with_checks32_s": with_checks32, "runs": ok, "verified": checked.check is not None
             and checked.check.failure is None,
             "params_kept": sum(p.numel() for p in step.model.parameters()) / sum(p.numel() for p in model.parameters())}
 
@@ -110,17 +115,18 @@ def run_engine_benchmark(models: list[str], out: str | Path) -> int:
              "224x224, 50 % of channels, L1, each case in its own process, wall-clock seconds).", "",
              "`edgeprune` = trace, coupling, scoring and surgery without checks (what Torch-Pruning does); "
              "`+ checks` = the same with every plan replayed op by op against the masked original in float64 "
-             "and repaired where needed (what `edgeprune.prune` runs). Torch-Pruning 1.6.1: "
+             "and repaired where needed (what `edgeprune.prune` runs; `check_dtype=\"float32\"` checks in float32 with a "
+             "1e-4 relative tolerance). Torch-Pruning 1.6.1: "
              "`MagnitudePruner(pruning_ratio=0.5)` + `step()` with the last Linear ignored, its defaults otherwise.", "",
-             "| model | edgeprune s | + checks s | edgeprune max RSS MB | Torch-Pruning s | Torch-Pruning max RSS MB | Torch-Pruning result |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | edgeprune s | + checks (float64) s | + checks (float32) s | edgeprune max RSS MB | Torch-Pruning s | Torch-Pruning max RSS MB | Torch-Pruning result |",
+             "|---|---|---|---|---|---|---|---|"]
     for name in models:
         e = results.get(("edgeprune", name), {})
         t = results.get(("torch_pruning", name), {})
         def f(d, k):
             return f"{d[k]:.2f}" if k in d else "-"
         tres = "runs" if t.get("runs") else (t.get("error", "not run") if t else "not run")
-        lines.append(f"| {name} | {f(e, 'engine_s')} | {f(e, 'with_checks_s')} | {f(e, 'max_rss_mb')} | "
+        lines.append(f"| {name} | {f(e, 'engine_s')} | {f(e, 'with_checks_s')} | {f(e, 'with_checks32_s')} | {f(e, 'max_rss_mb')} | "
                      f"{f(t, 'engine_s')} | {f(t, 'max_rss_mb')} | {tres} |")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text("\n".join(lines) + "\n")

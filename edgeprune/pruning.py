@@ -88,7 +88,8 @@ def prune_once(model: nn.Module, example_inputs: Any, config, ratio: float, grad
         candidate = apply_plan(copy.deepcopy(model), plan)
         if plan.is_empty or not check:
             return Step(candidate, plan, graph, None), blocks
-        result = locate_failure(model, candidate, graph, groups, plan, example_inputs)
+        result = locate_failure(model, candidate, graph, groups, plan, example_inputs,
+                                dtype=getattr(torch, config.check_dtype))
         if result.failure is None:
             return Step(candidate, plan, graph, result), blocks
         blocks.escalate(graph, result.failure.node, result.failure.reason)

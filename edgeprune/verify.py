@@ -160,8 +160,12 @@ def masked_forward(model: nn.Module, graph: OpGraph, removed: dict[tuple, np.nda
     return run_recorded(_Masker(model, graph, removed), model, example_inputs)
 
 
+def _cast(x: Any, dtype: torch.dtype) -> Any:
+    return tree_map(lambda t: t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t, x)
+
+
 def _to64(x: Any) -> Any:
-    return tree_map(lambda t: t.double() if isinstance(t, torch.Tensor) and t.is_floating_point() else t, x)
+    return _cast(x, torch.float64)
 
 
 def verify(original: nn.Module, pruned: nn.Module, plan: PrunePlan, example_inputs: Any, *,
@@ -226,23 +230,22 @@ def _drop(t: torch.Tensor, v: Value, removed: dict[tuple, np.ndarray]) -> torch.
 
 
 def locate_failure(original: nn.Module, pruned: nn.Module, graph: OpGraph, groups: list[ChannelGroup],
-                   plan: PrunePlan, example_inputs: Any, rtol: float = 1e-6) -> CheckResult:
-    """Compare the pruned model with the masked original (float64). When they differ, replay
+                   plan: PrunePlan, example_inputs: Any, rtol: float = 1e-6,
+                   dtype: torch.dtype = torch.float64) -> CheckResult:
+    """Compare the pruned model with the masked original (in `dtype`). When they differ, replay
     both op by op and name the first op whose output differs on the kept channels."""
-    # a pruned model that crashes is located cheaply, without the masked reference
-    crash = _Recorder(has_rule, pruned)
+    rtol = rtol if dtype == torch.float64 else max(rtol, 1e-4)
+    small = copy.deepcopy(pruned).to(dtype).eval()
+    inputs = _cast(example_inputs, dtype)
+    rec = _Recorder(has_rule, small)  # a crash is located at the op that raised
     try:
-        run_recorded(crash, pruned.eval(), example_inputs)
+        got = run_recorded(rec, small, inputs)
     except Exception as exc:
-        return CheckResult(Failure(min(len(crash.nodes), len(graph.nodes) - 1), f"{type(exc).__name__}: {exc}"))
-    del crash
-    ref = copy.deepcopy(original).double().eval()
-    small = copy.deepcopy(pruned).double().eval()
-    inputs = _to64(example_inputs)
+        return CheckResult(Failure(min(len(rec.nodes), len(graph.nodes) - 1), f"{type(exc).__name__}: {exc}"))
+    del rec
+    ref = copy.deepcopy(original).to(dtype).eval()
     removed = removed_slots(groups, plan)
     want = run_recorded(_Masker(ref, graph, removed), ref, inputs)
-    with torch.no_grad():
-        got = _call(small, inputs)
     got = [t for t in tree_flatten(got)[0] if isinstance(t, torch.Tensor)]
     want = [_drop(t, v, removed) for t, v in zip(
         [t for t in tree_flatten(want)[0] if isinstance(t, torch.Tensor)], graph.outputs)]

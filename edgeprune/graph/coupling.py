@@ -248,13 +248,28 @@ class Coupler(CouplingContext):
         run_start = np.concatenate([[0], key_change])
         run_len = np.diff(np.concatenate([run_start, [len(comps)]]))
         run_comp, run_slot = comps[run_start], slots[run_start]
-        comp_cut = np.nonzero(np.diff(run_comp))[0] + 1
+        comp_first_run = np.concatenate([[0], np.nonzero(np.diff(run_comp))[0] + 1])
+        n_runs = np.diff(np.concatenate([comp_first_run, [len(run_comp)]]))
+        # a unit's signature (its axes and their widths) hashed without a Python loop per unit
+        pos = np.arange(len(run_comp)) - np.repeat(comp_first_run, n_runs)
+        code = (run_slot.astype(np.uint64) << np.uint64(20)) + run_len.astype(np.uint64)
+        rng = np.random.default_rng(12345)
+        hashes = []
+        for _ in range(2):
+            mult = rng.integers(1, 2 ** 62, size=int(pos.max()) + 1, dtype=np.uint64) | np.uint64(1)
+            with np.errstate(over="ignore"):
+                hashes.append(np.add.reduceat(code * mult[pos], comp_first_run))
+        key = np.stack([hashes[0], hashes[1], n_runs.astype(np.uint64)], 1)
+        _, sig_id = np.unique(key, axis=0, return_inverse=True)
+        sig_id = sig_id.ravel()
+        unit_comp = run_comp[comp_first_run]
+        unit_start = dict(zip(unit_comp.tolist(), run_start[comp_first_run].tolist()))
         sigs: dict[tuple, list[int]] = {}
-        for rs, rl, rc in zip(np.split(run_slot, comp_cut), np.split(run_len, comp_cut),
-                              np.split(run_comp, comp_cut)):
-            sigs.setdefault((tuple(rs.tolist()), tuple(rl.tolist())), []).append(int(rc[0]))
-        unit_start = {int(c): int(st) for c, st in zip(run_comp[np.concatenate([[0], comp_cut])],
-                                                       run_start[np.concatenate([[0], comp_cut])])}
+        for sid in range(int(sig_id.max()) + 1 if len(sig_id) else 0):
+            members = np.nonzero(sig_id == sid)[0]
+            r0, nr = comp_first_run[members[0]], n_runs[members[0]]
+            sig = (tuple(run_slot[r0:r0 + nr].tolist()), tuple(run_len[r0:r0 + nr].tolist()))
+            sigs[sig] = unit_comp[members].tolist()
         groups = []
         for (sig_slots, sig_lens), units in sigs.items():
             offsets = np.concatenate([[0], np.cumsum(sig_lens)[:-1]])
