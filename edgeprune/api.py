@@ -109,6 +109,7 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, example_inputs
     batch size 1 preferred. `data` (batches of (x, y)) and `loss_fn` feed gradient criteria."""
     config = config or PruneConfig()
     torch.manual_seed(config.seed)
+    was_training = model.training
     model.eval()
     ignore = _expand_ignore(model, config.ignore)
     grads: dict[str, torch.Tensor] = {}
@@ -138,4 +139,6 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, example_inputs
         warn_repairs(model, blocks)
     plan.meta.update({"config": {k: v for k, v in config.to_dict().items() if k != "layer_ratios"},
                       "tracer": step.graph.tracer})
+    model.train(was_training)
+    pruned.train(was_training)
     return PruneResult(pruned, plan, before, after, report, step.graph.tracer)

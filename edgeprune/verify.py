@@ -225,7 +225,7 @@ def _drop(t: torch.Tensor, v: Value, removed: dict[tuple, np.ndarray]) -> torch.
         slot = ("p", v.param, d) if v.param else ("v", v.id, d)
         if slot in removed:
             keep = np.setdiff1d(np.arange(t.shape[d]), removed[slot])
-            t = t.index_select(d, torch.as_tensor(keep, dtype=torch.long))
+            t = t.index_select(d, torch.as_tensor(keep, dtype=torch.long, device=t.device))
     return t
 
 

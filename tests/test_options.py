@@ -125,3 +125,10 @@ def test_outputs_shrink_only_when_asked():
     assert kept.model(x).shape == (4, 3)
     shrunk = ep.prune(model.eval(), ep.PruneConfig(prune_ratio=0.5, prune_outputs=True), example_inputs=x)
     assert shrunk.model(x).shape == (4, 2) and shrunk.verification.ok
+
+
+def test_training_mode_is_kept():
+    m, x = _har()
+    m.train()
+    r = ep.prune(m, ep.PruneConfig(prune_ratio=0.5), example_inputs=x)
+    assert m.training and r.model.training and r.verification.ok

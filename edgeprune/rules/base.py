@@ -143,5 +143,5 @@ def silenced_copy(module: nn.Module, removed_params: dict, dims: tuple[int, ...]
                 continue
             for d, idx in per_dim.items():
                 if d in dims and len(idx):
-                    t.index_fill_(d, torch.as_tensor(idx, dtype=torch.long), 0)
+                    t.index_fill_(d, torch.as_tensor(idx, dtype=torch.long, device=t.device), 0)
     return quiet

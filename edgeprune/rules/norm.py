@@ -95,7 +95,7 @@ def masked_layer_norm(x: torch.Tensor, ndims: int, weight, bias, eps, removed: d
         d = d % x.ndim - (x.ndim - ndims)
         if d >= 0 and len(idx):
             sl = [slice(None)] * ndims
-            sl[d] = torch.as_tensor(idx, dtype=torch.long)
+            sl[d] = torch.as_tensor(idx, dtype=torch.long, device=x.device)
             keep[tuple(sl)] = False
     dims = tuple(range(-ndims, 0))
     n = keep.sum()
