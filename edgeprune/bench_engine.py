@@ -93,7 +93,14 @@ def _one(tool: str, name: str) -> dict:
     return row
 
 
-def run_engine_benchmark(models: list[str], out: str | Path) -> int:
+MEMORY_CAP_BYTES = 20 * 1024 ** 3  # a case that needs more fails cleanly instead of taking the machine
+
+
+def _cap_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_CAP_BYTES, MEMORY_CAP_BYTES))
+
+
+def run_engine_benchmark(models: list[str], out: str | Path, timeout: int = 1800) -> int:
     try:
         import torch_pruning  # noqa: F401
         tools = ["edgeprune", "torch_pruning"]
@@ -103,16 +110,25 @@ def run_engine_benchmark(models: list[str], out: str | Path) -> int:
     results = {}
     for name in models:
         for tool in tools:
-            proc = subprocess.run([sys.executable, "-m", "edgeprune.bench_engine", tool, name], capture_output=True,
-                                  text=True, timeout=3600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            try:
+                proc = subprocess.run([sys.executable, "-m", "edgeprune.bench_engine", tool, name],
+                                      capture_output=True, text=True, timeout=timeout,
+                                      env={**os.environ, "PYTHONWARNINGS": "ignore"}, preexec_fn=_cap_memory)
+            except subprocess.TimeoutExpired:
+                results[(tool, name)] = {"error": f"timeout after {timeout} s"}
+                print(name, tool, results[(tool, name)], flush=True)
+                continue
             line = (proc.stdout.strip().splitlines() or [""])[-1]
-            results[(tool, name)] = json.loads(line) if line.startswith("{") else {
-                "error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:160]}
+            err = (proc.stderr.strip().splitlines() or ["no output"])[-1][:160]
+            if "can't allocate memory" in err or "Cannot allocate memory" in err:
+                err = "out of memory (20 GiB cap)"
+            results[(tool, name)] = json.loads(line) if line.startswith("{") else {"error": err}
             print(name, tool, results[(tool, name)], flush=True)
     lines = ["# Engine benchmark: trace + group + prune", "",
              f"Command: `edgeprune bench-engine --models {' '.join(models)}` "
              f"({platform.machine()}, {os.cpu_count()} cores, torch {__import__('torch').__version__}, batch 1, "
-             "224x224, 50 % of channels, L1, each case in its own process, wall-clock seconds).", "",
+             "224x224, 50 % of channels, L1, each case in its own process capped at 20 GiB of data memory, "
+             "wall-clock seconds of the first call in a fresh process).", "",
              "`edgeprune` = trace, coupling, scoring and surgery without checks (what Torch-Pruning does); "
              "`+ checks` = the same with every plan replayed op by op against the masked original in float64 "
              "and repaired where needed (what `edgeprune.prune` runs; `check_dtype=\"float32\"` checks in float32 with a "

@@ -22,8 +22,10 @@ def matches(name: str, patterns: Iterable[str]) -> bool:
 
 
 def group_ratio(g: ChannelGroup, layer_ratios: dict[str, float], base: float) -> float:
+    """The ratio of the first pattern naming one of the group's layers (by their module names)."""
+    layers = [s[1].rsplit(".", 1)[0] for s in g.param_slots if s[2] == 0]
     for pat, r in layer_ratios.items():
-        if matches(g.name, [pat]):
+        if any(matches(name, [pat]) for name in layers):
             return r
     return base
 

@@ -96,6 +96,8 @@ def demo(out_dir: str | Path = "runs/demo", epochs: int = 8, finetune_epochs: in
                                     TrainConfig(epochs=finetune_epochs, lr=1e-3, seed=seed))
     say(f"[3/5] fine-tuned for {finetune_epochs} epochs")
     save_model(result.model, out_dir / "pruned", "har_cnn", {"num_classes": task.num_classes}, plan=result.plan)
+    from edgeprune.report import widths_svg
+    (out_dir / "widths.svg").write_text(widths_svg(result.plan))
     say("[4/5] exporting ONNX and checking it in ONNX Runtime")
     example = torch.randn(1, *task.input_shape)
     export_onnx(model, example, out_dir / "dense.onnx")
@@ -107,7 +109,8 @@ def demo(out_dir: str | Path = "runs/demo", epochs: int = 8, finetune_epochs: in
                                                ("  right after pruning", None, acc["pruned"], "pct")])
     print(table)
     print(result.verification)
-    print(f"models in {out_dir}/ (dense/, pruned/, dense.onnx, pruned.onnx); {time.time() - t0:.0f} s in all")
+    print(f"models in {out_dir}/ (dense/, pruned/, dense.onnx, pruned.onnx, widths.svg); "
+          f"{time.time() - t0:.0f} s in all")
     return {"accuracy": acc, "before": before.to_dict(), "after": after.to_dict(),
             "verification_error": result.verification.max_abs_error, "seconds": time.time() - t0}
 

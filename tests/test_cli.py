@@ -20,6 +20,8 @@ def test_train_prune_eval_profile_export(trained, tmp_path, capsys):
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["after"]["macs"] <= 0.3 * res["before"]["macs"] and res["verification_error"] < 1e-9
     assert res["accuracy"]["recovered"] > 0.5
+    svg = (pruned / "widths.svg").read_text()
+    assert svg.startswith("<svg") and "features.0" in svg
     assert main(["--json", "eval", str(pruned)]) == 0
     assert json.loads(capsys.readouterr().out)["test_accuracy"] > 0.5
     assert main(["--json", "profile", str(pruned), "--repeats", "3"]) == 0

@@ -11,7 +11,7 @@ LAYERS = [
     ["surgery", "verify", "export", "testing"],
     ["criteria", "selection", "metrics"],
     ["pruning"],
-    ["api", "report_table", "data", "zoo", "training"],
+    ["api", "report_table", "report", "data", "zoo", "training"],
     ["store", "workflow"],
     ["__init__"],
     ["cli", "sweep", "bench_engine"],

@@ -132,3 +132,12 @@ def test_training_mode_is_kept():
     m.train()
     r = ep.prune(m, ep.PruneConfig(prune_ratio=0.5), example_inputs=x)
     assert m.training and r.model.training and r.verification.ok
+
+
+def test_layer_ratio_names_any_layer_of_a_coupled_group():
+    m = create_model("resnet1d").eval()
+    r = ep.prune(m, ep.PruneConfig(prune_ratio=0.0, layer_ratios={"layers.3.conv2": 0.5}),
+                 example_inputs=torch.randn(1, 6, 128))
+    # layers.3.conv2 shares its output channels with the stage's other convs and shortcut
+    assert r.model.layers[3].conv2.out_channels == 32 and r.model.layers[2].shortcut[0].out_channels == 32
+    assert r.model.layers[3].conv1.out_channels == 64

@@ -59,6 +59,8 @@ def cmd_prune(a) -> int:
     result, acc = prune_and_recover(model, task, config, ft, distill=a.distill)
     save_model(result.model, a.out, info["arch"], info.get("kwargs"), plan=result.plan,
                meta={"data": a.data, "accuracy": acc, "parent": str(a.model)})
+    from edgeprune.report import widths_svg
+    (Path(a.out) / "widths.svg").write_text(widths_svg(result.plan))
     if a.json:
         print(json.dumps({"accuracy": acc, "before": result.before.to_dict(), "after": result.after.to_dict(),
                           "verification_error": result.verification.max_abs_error if result.verification else None}))
@@ -66,7 +68,7 @@ def cmd_prune(a) -> int:
         extra = [("test accuracy", acc["before"], acc.get("recovered", acc["pruned"]), "pct")]
         print(before_after_table(result.before, result.after, extra))
         print(result.verification)
-        print(f"saved to {a.out}")
+        print(f"saved to {a.out} (per-layer widths: {a.out}/widths.svg)")
     return 0
 
 
@@ -196,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_sweep)
 
     s = sub.add_parser("bench-engine", help="time trace+group+prune (+verify), optionally vs Torch-Pruning")
-    s.add_argument("--models", nargs="*", default=["resnet50", "mobilenet_v2", "densenet121", "vit_b_16"])
+    s.add_argument("--models", nargs="*", default=["resnet50", "mobilenet_v2", "densenet121", "vit_b_16",
+                                                   "vgg16_bn", "densenet201", "maxvit_t", "swin_v2_t"])
     s.add_argument("--out", type=Path, default=Path("docs/engine_benchmark.md"))
     s.set_defaults(fn=cmd_bench_engine)
     return p

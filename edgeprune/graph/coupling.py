@@ -72,6 +72,7 @@ class Coupler(CouplingContext):
         self.mentioned: set[Slot] = set()
         self.reshapes: list[tuple[OpNode, Value, Value]] = []
         self.prune_outputs = False
+        self.tensor_rank = {name: i for i, name in enumerate(tensors)}
 
     # CouplingContext ------------------------------------------------------
     def _ensure(self, slot: Slot, size: int) -> Slot:
@@ -278,11 +279,19 @@ class Coupler(CouplingContext):
             for s_id, length, off in zip(sig_slots, sig_lens, offsets):
                 pos = starts[:, None] + off + np.arange(length)[None, :]
                 matrices[slot_list[s_id]] = idxs[pos]
-            pslots = sorted((s for s in matrices if s[0] == "p"), key=lambda s: (s[2], s[1]))
+            # the producers (output axis of a weight matrix or kernel) name the group, in model order
+            rank = self.tensor_rank
+            producers = sorted((s for s in matrices if s[0] == "p" and s[2] == 0 and self.tensors[s[1]].ndim >= 2),
+                               key=lambda s: rank.get(s[1], 0))
+            pslots = producers + sorted((s for s in matrices if s[0] == "p" and s not in producers),
+                                        key=lambda s: (rank.get(s[1], 0), s[2]))
             order_u = np.argsort(matrices[pslots[0]][:, 0], kind="stable")
             matrices = {s: m[order_u] for s, m in matrices.items()}
-            name = pslots[0][1].rsplit(".", 1)[0]
+            name = pslots[0][1].rsplit(".", 1)[0] + (f" (+{len(producers) - 1})" if len(producers) > 1 else "")
             groups.append(ChannelGroup(len(groups), name, matrices, pslots))
+        groups.sort(key=lambda g: rank.get(g.param_slots[0][1], 0))
+        for i, g in enumerate(groups):
+            g.index = i
         return groups, problems
 
 
