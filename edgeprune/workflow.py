@@ -59,19 +59,32 @@ def calibration_batches(task: Task, n: int) -> list[tuple[torch.Tensor, torch.Te
     return out
 
 
+RECOVERY = ("finetune", "distill", "reconstruct", "bn-recalibrate", "none")
+
+
 def prune_and_recover(model: torch.nn.Module, task: Task, config: PruneConfig, finetune: TrainConfig | None,
-                      distill: bool = False, calibration: int = 512) -> tuple[PruneResult, dict]:
-    """Prune (verified), then fine-tune or distil from the unpruned model. Returns the result
-    and accuracies {before, pruned, recovered}."""
+                      recovery: str = "finetune", calibration: int = 1000) -> tuple[PruneResult, dict]:
+    """Prune (verified), then recover: fine-tune, distil from the unpruned model, or without
+    training (least-squares reconstruction, or batch-norm re-calibration only) from
+    `calibration` training samples. Returns the result and accuracies {before, pruned, recovered}."""
+    from edgeprune.recovery import bn_recalibrate, reconstruct
+
+    if recovery not in RECOVERY:
+        raise ConfigError(f"recovery must be one of {RECOVERY}, got {recovery!r}")
     example = torch.randn(1, *task.input_shape)
     acc = {"before": evaluate(model, task.test)}
     data = calibration_batches(task, calibration)
     result = prune(model, config, example_inputs=example, data=data)
     acc["pruned"] = evaluate(result.model, task.test)
-    if finetune is not None and finetune.epochs > 0:
-        teacher = copy.deepcopy(model).eval() if distill else None
-        cfg = finetune if not distill else TrainConfig(**{**finetune.__dict__, "distill_alpha": 0.7})
+    if recovery in ("finetune", "distill") and finetune is not None and finetune.epochs > 0:
+        teacher = copy.deepcopy(model).eval() if recovery == "distill" else None
+        cfg = finetune if recovery == "finetune" else TrainConfig(**{**finetune.__dict__, "distill_alpha": 0.7})
         train(result.model, task.train, task.val, cfg, teacher=teacher)
+    elif recovery == "reconstruct":
+        reconstruct(model, result.model, result.plan, data, samples=calibration)
+    elif recovery == "bn-recalibrate":
+        bn_recalibrate(result.model, data)
+    if recovery != "none":
         acc["recovered"] = evaluate(result.model, task.test)
     return result, acc
 

@@ -30,6 +30,14 @@ def test_train_prune_eval_profile_export(trained, tmp_path, capsys):
     assert (tmp_path / "p.onnx").exists()
 
 
+def test_retraining_free_recovery(trained, tmp_path, capsys):
+    out = tmp_path / "ls"
+    assert main(["--json", "prune", str(trained), "--keep-macs", "0.25", "--recover", "reconstruct",
+                 "--calibration", "500", "--out", str(out)]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["accuracy"]["recovered"] > res["accuracy"]["pruned"] + 0.2
+
+
 def test_bad_inputs_exit_2(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not an edgeprune model directory" in capsys.readouterr().err

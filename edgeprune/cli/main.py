@@ -56,7 +56,8 @@ def cmd_prune(a) -> int:
                          scope=a.scope, round_to=a.round_to, min_channels=a.min_channels, ignore=tuple(a.ignore),
                          steps=a.steps, seed=a.seed)
     ft = TrainConfig(epochs=a.finetune_epochs, lr=a.lr, seed=a.seed)
-    result, acc = prune_and_recover(model, task, config, ft, distill=a.distill)
+    recovery = "distill" if a.distill else a.recover
+    result, acc = prune_and_recover(model, task, config, ft, recovery=recovery, calibration=a.calibration)
     save_model(result.model, a.out, info["arch"], info.get("kwargs"), plan=result.plan,
                meta={"data": a.data, "accuracy": acc, "parent": str(a.model)})
     from edgeprune.report import widths_svg
@@ -161,7 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=1)
     s.add_argument("--finetune-epochs", type=int, default=4)
     s.add_argument("--lr", type=float, default=1e-3)
-    s.add_argument("--distill", action="store_true", help="fine-tune by distillation from the unpruned model")
+    s.add_argument("--recover", default="finetune",
+                   choices=["finetune", "distill", "reconstruct", "bn-recalibrate", "none"],
+                   help="how to recover accuracy; reconstruct and bn-recalibrate need no training")
+    s.add_argument("--distill", action="store_true", help="same as --recover distill")
+    s.add_argument("--calibration", type=int, default=1000, help="calibration samples (training data)")
     _add_data(s)
     s.set_defaults(fn=cmd_prune)
 

@@ -1,0 +1,33 @@
+"""Batch-norm re-calibration: after channels are removed, the statistics a batch norm saw in
+training no longer describe its input. Re-estimate running mean and variance on a few
+calibration batches (forward passes only, no gradients, no labels)."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def bn_recalibrate(model: nn.Module, data: Iterable, batches: int | None = None) -> nn.Module:
+    """Reset every batch norm's running statistics and re-estimate them (cumulative average)
+    on `data` (tensors, or (inputs, targets) pairs). Returns `model` in eval mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return model.eval()
+    momenta = {m: m.momentum for m in norms}
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts the same
+    model.train()
+    try:
+        for i, batch in enumerate(data):
+            if batches is not None and i >= batches:
+                break
+            model(batch[0] if isinstance(batch, (tuple, list)) else batch)
+    finally:
+        for m, mom in momenta.items():
+            m.momentum = mom
+        model.eval()
+    return model
