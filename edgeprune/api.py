@@ -102,7 +102,7 @@ def _gradients(model: nn.Module, data: Iterable, loss_fn: Callable, batches: int
 
 
 def prune(model: nn.Module, config: PruneConfig | None = None, *, example_inputs: Any,
-          data: Iterable | None = None, loss_fn: Callable | None = None, grad_batches: int = 4,
+          data: Iterable | None = None, loss_fn: Callable | None = None, data_batches: int = 8,
           measure_latency: bool = False) -> PruneResult:
     """Return a structurally pruned copy of `model` with its plan, before/after figures and
     verification. `example_inputs` is what the model is called with (a tensor, tuple or dict),
@@ -116,15 +116,23 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, example_inputs
     if config.criterion == "taylor":
         if data is None:
             raise ConfigError("criterion 'taylor' needs data=... (batches of (inputs, targets))")
-        grads = _gradients(copy.deepcopy(model), data, loss_fn or nn.functional.cross_entropy, grad_batches)
+        grads = _gradients(copy.deepcopy(model), data, loss_fn or nn.functional.cross_entropy, data_batches)
     before = measure(model, example_inputs, latency=measure_latency)
+    calib = None
+    if data is not None:  # a few batches for activation-based criteria
+        calib = []
+        for batch in data:
+            calib.append(batch[0] if isinstance(batch, (tuple, list)) else batch)
+            if len(calib) >= data_batches:
+                break
     target = config.keep_macs if config.keep_macs is not None else config.keep_params
     if target is None:
         step, blocks = prune_steps(model, example_inputs, config, config.prune_ratio, grads, ignore,
-                                   check=config.verify)
+                                   check=config.verify, data=calib)
     else:
         key = "macs" if config.keep_macs is not None else "params"
-        step, blocks = search_ratio(model, example_inputs, config, grads, ignore, key, target, getattr(before, key))
+        step, blocks = search_ratio(model, example_inputs, config, grads, ignore, key, target, getattr(before, key),
+                                    calib)
     pruned, plan = step.model.eval(), step.plan
     report = None
     if config.verify:

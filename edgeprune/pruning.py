@@ -66,7 +66,7 @@ class Step:
 
 def prune_once(model: nn.Module, example_inputs: Any, config, ratio: float, grads: dict[str, torch.Tensor],
                ignore: list[str], original: dict | None = None, step_ratio: float | None = None,
-               blocks: Blocks | None = None, check: bool = True) -> tuple[Step, Blocks]:
+               blocks: Blocks | None = None, check: bool = True, data: list | None = None) -> tuple[Step, Blocks]:
     """One pruning step on a copy of `model`, checked (unless `check=False`) and repaired."""
     graph = trace(model, example_inputs)
     tensors = dict(model.named_parameters())
@@ -74,11 +74,13 @@ def prune_once(model: nn.Module, example_inputs: Any, config, ratio: float, grad
     owners = _owner_types(model)
     crit = get_criterion(config.criterion)
     blocks = blocks or Blocks()
+    stats_cache: dict = {}  # activation statistics survive repair attempts
     for _ in range(12):
         groups = build_groups(model, graph, ignore=ignore, strict=config.strict,
                               blocked_nodes=blocks.nodes, blocked_values=blocks.values,
                               prune_outputs=config.prune_outputs)
-        ctx = ScoringContext(tensors, grads, owners, torch.Generator().manual_seed(config.seed))
+        ctx = ScoringContext(tensors, grads, owners, torch.Generator().manual_seed(config.seed),
+                             model, graph, data, stats_cache)
         scores = {g.index: crit(g, ctx) for g in groups}
         if config.scope == "global" and not config.layer_ratios and step_ratio is not None:
             chosen = select(groups, scores, step_ratio, config)  # global: a fraction of what is left
@@ -97,7 +99,7 @@ def prune_once(model: nn.Module, example_inputs: Any, config, ratio: float, grad
 
 
 def prune_steps(model, example_inputs, config, ratio, grads, ignore, blocks: Blocks | None = None,
-                check: bool = True) -> tuple[Step, Blocks]:
+                check: bool = True, data: list | None = None) -> tuple[Step, Blocks]:
     """`config.steps` pruning steps to remove `ratio` of the channels; one merged plan."""
     plan, step = PrunePlan(), None
     current, first = model, None
@@ -106,7 +108,7 @@ def prune_steps(model, example_inputs, config, ratio, grads, ignore, blocks: Blo
         original = {(n, d): shape[d] for n, shape in plan.shapes.items() for d in range(len(shape))}
         step, blocks = prune_once(current, example_inputs, config, ratio * k / config.steps,
                                   grads if k == 1 else {}, ignore, original, 1 - now / prev,
-                                  blocks if k == 1 else None, check)
+                                  blocks if k == 1 else None, check, data)
         current = step.model
         plan = plan.merge(step.plan) if k > 1 else step.plan
         if first is None:
@@ -118,14 +120,14 @@ def prune_steps(model, example_inputs, config, ratio, grads, ignore, blocks: Blo
 
 
 def search_ratio(model, example_inputs, config, grads, ignore, key: str, target: float,
-                 base_value: int) -> tuple[Step, Blocks]:
+                 base_value: int, data: list | None = None) -> tuple[Step, Blocks]:
     """Bisect a uniform ratio until the kept fraction of `key` ("macs" or "params") is just
     under `target`. Checks run once to learn what must stay, then only on the final plan."""
     from edgeprune.errors import ConfigError
     from edgeprune.metrics import count_macs, count_params
 
     def kept(ratio: float, blocks: Blocks, check: bool):
-        step, blocks = prune_steps(model, example_inputs, config, ratio, grads, ignore, blocks, check)
+        step, blocks = prune_steps(model, example_inputs, config, ratio, grads, ignore, blocks, check, data)
         v = count_macs(step.model, example_inputs) if key == "macs" else count_params(step.model)
         return v / base_value, step, blocks
 

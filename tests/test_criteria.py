@@ -1,4 +1,5 @@
 """Each criterion's defining behaviour on hand-made weights."""
+import pytest
 import torch
 from torch import nn
 
@@ -77,3 +78,59 @@ def test_custom_criterion_is_one_function():
     m, x = _two_conv([1.0, 2.0, 3.0, 4.0])
     r = ep.prune(m, ep.PruneConfig(criterion="first_is_best", prune_ratio=0.5), example_inputs=x)
     assert _kept_filters(r, m) == [0, 1]
+
+
+def test_fpgm_removes_the_replaceable_filter_not_the_smallest():
+    """1-D filters -4, 4, 5, 6, 0.1: the one nearest the others (4) goes under FPGM, the
+    smallest (0.1) under L1."""
+    m = nn.Sequential(nn.Conv1d(1, 5, 1, bias=False), nn.Conv1d(5, 1, 1, bias=False)).eval()
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([-4.0, 4.0, 5.0, 6.0, 0.1]).view(5, 1, 1))
+        m[1].weight.fill_(1.0)
+    x = torch.randn(1, 1, 3)
+    cfg = dict(prune_ratio=0.2)
+    f = ep.prune(m, ep.PruneConfig(criterion="fpgm", **cfg), example_inputs=x).model[0].weight.flatten().tolist()
+    l1 = ep.prune(m, ep.PruneConfig(criterion="l1", **cfg), example_inputs=x).model[0].weight.flatten().tolist()
+    assert 4.0 not in f and 0.1 in [round(v, 1) for v in f]
+    assert 4.0 in l1 and 0.1 not in [round(v, 1) for v in l1]
+
+
+def _gated_conv():
+    """Channel 0 has the largest weights but a bias that keeps it below zero: after the ReLU it
+    is always 0."""
+    m = nn.Sequential(nn.Conv2d(2, 3, 1), nn.ReLU(), nn.Conv2d(3, 1, 1)).eval()
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([[5.0, 5.0], [1.0, -1.0], [0.5, 1.0]]).view(3, 2, 1, 1))
+        m[0].bias.copy_(torch.tensor([-100.0, 0.0, 0.0]))
+        m[2].weight.fill_(1.0)
+    return m
+
+
+def test_apoz_removes_the_always_zero_channel():
+    m = _gated_conv()
+    data = [(torch.randn(8, 2, 4, 4), torch.zeros(8))]
+    x = torch.randn(1, 2, 4, 4)
+    r = ep.prune(m, ep.PruneConfig(criterion="apoz", prune_ratio=0.34), example_inputs=x, data=data)
+    assert -100.0 not in r.model[0].bias.tolist()
+    r1 = ep.prune(m, ep.PruneConfig(criterion="l1", prune_ratio=0.34), example_inputs=x)
+    assert -100.0 in r1.model[0].bias.tolist()
+    r2 = ep.prune(m, ep.PruneConfig(criterion="mean_activation", prune_ratio=0.34), example_inputs=x, data=data)
+    assert -100.0 not in r2.model[0].bias.tolist()
+
+
+def test_hrank_removes_low_rank_feature_maps():
+    """Input channel 1 holds rank-1 images; the filter reading it (largest weight) makes
+    rank-1 maps and goes first under HRank."""
+    m = nn.Sequential(nn.Conv2d(2, 3, 1, bias=False), nn.ReLU(), nn.Conv2d(3, 1, 1)).eval()
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([[0.5, 0.0], [0.0, 9.0], [1.0, 0.0]]).view(3, 2, 1, 1))
+    u, v = torch.rand(8, 6, 1), torch.rand(8, 1, 6)
+    x = torch.stack([torch.rand(8, 6, 6), u @ v], 1)
+    r = ep.prune(m, ep.PruneConfig(criterion="hrank", prune_ratio=0.34), example_inputs=x[:1], data=[x])
+    assert 9.0 not in r.model[0].weight.flatten().tolist()
+
+
+def test_activation_criteria_need_data():
+    m = _gated_conv()
+    with pytest.raises(ep.ConfigError, match="calibration data"):
+        ep.prune(m, ep.PruneConfig(criterion="apoz"), example_inputs=torch.randn(1, 2, 4, 4))

@@ -13,12 +13,17 @@ from edgeprune.graph.coupling import ChannelGroup
 
 @dataclass
 class ScoringContext:
-    """What a criterion may read: tensors by name, their gradients (Taylor), module types."""
+    """What a criterion may read: tensors by name, their gradients (Taylor), module types, and
+    for activation-based criteria the model, its graph and calibration batches."""
 
     tensors: dict[str, torch.Tensor]
     grads: dict[str, torch.Tensor] = field(default_factory=dict)
     owner_types: dict[str, type] = field(default_factory=dict)
     generator: torch.Generator | None = None
+    model: torch.nn.Module | None = None
+    graph: object | None = None
+    data: list | None = None
+    cache: dict = field(default_factory=dict)
 
 
 Criterion = Callable[[ChannelGroup, ScoringContext], torch.Tensor]
