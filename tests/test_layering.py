@@ -12,7 +12,7 @@ LAYERS = [
     ["criteria", "selection", "metrics"],
     ["pruning"],
     ["api", "report_table", "report", "data", "zoo", "training"],
-    ["store", "workflow"],
+    ["store", "workflow", "methods"],
     ["__init__"],
     ["cli", "sweep", "bench_engine"],
 ]

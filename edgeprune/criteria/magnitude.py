@@ -1,6 +1,8 @@
-"""L1 / L2 magnitude of each unit's weights (Li, Kadav, Durdanovic, Samet, Graf, "Pruning
-Filters for Efficient ConvNets", ICLR 2017). Summed over every layer of the coupled group,
-each layer's norms divided by their mean so that no layer dominates by its scale."""
+"""L1 / L2 magnitude of each filter (Li, Kadav, Durdanovic, Samet, Graf, "Pruning Filters for
+Efficient ConvNets", ICLR 2017): the norm of the kernel weights that produce a channel. In a
+coupled group every producing layer counts, each layer's norms divided by their mean so that
+no layer dominates by its scale. Groups without a producing weight (a norm's channels only)
+use all their tensors."""
 from __future__ import annotations
 
 import torch
@@ -11,8 +13,11 @@ from edgeprune.graph.coupling import ChannelGroup
 
 def _norm(group: ChannelGroup, ctx: ScoringContext, p: int) -> torch.Tensor:
     params = {n for n, t in ctx.tensors.items() if isinstance(t, torch.nn.Parameter)}
+    filters = {s[1] for s in group.param_slots if s[2] == 0 and ctx.tensors[s[1]].ndim >= 2}
     score = torch.zeros(len(group))
-    for _, stat in per_unit(group, ctx.tensors, "abs_sum" if p == 1 else "sq_sum", only_params=params):
+    for slot, stat in per_unit(group, ctx.tensors, "abs_sum" if p == 1 else "sq_sum", only_params=params):
+        if filters and (slot[1] not in filters or slot[2] != 0):
+            continue
         norms = stat if p == 1 else stat.sqrt()
         score += norms / norms.mean().clamp_min(1e-12)
     return score

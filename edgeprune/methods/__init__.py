@@ -1,0 +1,9 @@
+"""Pruning methods of the survey, one file per paper. Training-time methods are objects the
+user steps from their own loop (`regularizer.penalty(model)` added to the loss, or
+`pruner.step(epoch)`), then `finalize()` removes channels physically through edgeprune.prune."""
+from edgeprune.methods.group_lasso import GroupLasso
+from edgeprune.methods.polarization import Polarization
+from edgeprune.methods.slimming import NetworkSlimming
+from edgeprune.methods.soft_filter import SoftFilterPruning
+
+__all__ = ["GroupLasso", "NetworkSlimming", "Polarization", "SoftFilterPruning"]

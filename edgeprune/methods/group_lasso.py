@@ -1,0 +1,52 @@
+"""Group lasso on filters (Wen, Wu, Wang, Chen, Li, "Learning Structured Sparsity in Deep
+Neural Networks", NeurIPS 2016, "SSL").
+
+penalty = lambda * sum over output channels g of ||W_g||_2 for every convolution and linear
+layer (a filter and its bias form one group). The L2 norm per group (not squared) drives whole
+filters to exactly zero under proximal steps (`prox_(model, lr)`), which then prune away
+without loss (criterion `l2`)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgeprune.api import PruneConfig, PruneResult, prune
+
+_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+class GroupLasso:
+    def __init__(self, strength: float = 1e-4, skip: tuple[str, ...] = ()):
+        self.strength, self.skip = strength, skip
+
+    def _layers(self, model: nn.Module):
+        return [(n, m) for n, m in model.named_modules() if isinstance(m, _LAYERS) and n not in self.skip]
+
+    def penalty(self, model: nn.Module) -> torch.Tensor:
+        total = 0.0
+        for _, m in self._layers(model):
+            rows = m.weight.flatten(1)
+            if m.bias is not None:
+                rows = torch.cat([rows, m.bias[:, None]], 1)
+            total = total + rows.norm(dim=1).sum()
+        return self.strength * total
+
+    @torch.no_grad()
+    def prox_(self, model: nn.Module, lr: float) -> None:
+        """Proximal step of the group-lasso term: shrink each filter's norm by lr * lambda,
+        setting it to exactly zero when smaller."""
+        for _, m in self._layers(model):
+            rows = m.weight.flatten(1)
+            if m.bias is not None:
+                rows = torch.cat([rows, m.bias[:, None]], 1)
+            norm = rows.norm(dim=1).clamp_min(1e-12)
+            scale = (1 - lr * self.strength / norm).clamp_min(0.0)
+            m.weight.mul_(scale.view(-1, *[1] * (m.weight.ndim - 1)))
+            if m.bias is not None:
+                m.bias.mul_(scale)
+
+    def finalize(self, model: nn.Module, example_inputs: Any, prune_ratio: float = 0.5, **kw) -> PruneResult:
+        return prune(model, PruneConfig(criterion="l2", prune_ratio=prune_ratio, scope="global", **kw),
+                     example_inputs=example_inputs)

@@ -1,0 +1,59 @@
+"""Soft filter pruning (He, Kang, Dong, Fu, Yang, "Soft Filter Pruning for Accelerating Deep
+Convolutional Neural Networks", IJCAI 2018, arXiv 1808.06866).
+
+After every training epoch, the filters with the smallest L2 norm in each layer are set to zero
+(in a coupled group: the filters of every layer producing those channels), but they stay in the
+model, their consumers untouched, and keep being updated, so a filter zeroed early may grow
+back and survive. Only at the end are the filters
+that are zero removed physically. Paper defaults: pruning rate 30-40 % per layer, zeroing once
+per epoch (the official code's `epoch_prune = 1`)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgeprune.api import PruneConfig, PruneResult, prune
+from edgeprune.criteria import get_criterion
+from edgeprune.criteria.base import ScoringContext
+from edgeprune.graph.coupling import build_groups
+from edgeprune.graph.trace import trace
+from edgeprune.selection import n_prune
+
+
+class SoftFilterPruning:
+    """`sfp = SoftFilterPruning(model, x, prune_ratio=0.3)`; call `sfp.step()` after each epoch;
+    `sfp.finalize()` returns the physically pruned model."""
+
+    def __init__(self, model: nn.Module, example_inputs: Any, prune_ratio: float = 0.3):
+        self.model, self.example_inputs, self.prune_ratio = model, example_inputs, prune_ratio
+        was = model.training
+        self.groups = build_groups(model, trace(model, example_inputs))
+        model.train(was)
+        self.zeroed: dict[int, list[int]] = {}
+
+    @torch.no_grad()
+    def step(self) -> dict[int, list[int]]:
+        """Zero the weakest filters of every group; return the zeroed units by group."""
+        tensors = dict(self.model.named_parameters())
+        ctx = ScoringContext(tensors)
+        crit = get_criterion("l2")
+        self.zeroed = {}
+        for g in self.groups:
+            k = n_prune(g, self.prune_ratio, 1, 1)
+            units = torch.argsort(crit(g, ctx), stable=True)[:k].tolist()
+            self.zeroed[g.index] = units
+            for (kind, name, dim), idx in g.removed(units).items():
+                if kind == "p" and dim == 0 and tensors.get(name) is not None and tensors[name].ndim >= 2:
+                    tensors[name].index_fill_(dim, torch.as_tensor(idx, dtype=torch.long), 0.0)
+        return self.zeroed
+
+    def finalize(self, **kw) -> PruneResult:
+        """Remove the zeroed filters (zero norm ranks lowest under L2)."""
+        self.step()
+        was = self.model.training
+        result = prune(self.model.eval(), PruneConfig(criterion="l2", prune_ratio=self.prune_ratio, **kw),
+                       example_inputs=self.example_inputs)
+        self.model.train(was)
+        return result
