@@ -14,7 +14,7 @@ LAYERS = [
     ["api", "report_table", "report", "data", "zoo", "training"],
     ["store", "workflow", "methods"],
     ["__init__"],
-    ["cli", "sweep", "bench_engine"],
+    ["cli", "sweep", "bench_engine", "benchmarks"],
 ]
 
 
