@@ -8,7 +8,7 @@ LAYERS = [
     ["errors", "graph.graph"],
     ["rules"],
     ["graph.trace", "graph.coupling", "graph"],
-    ["surgery", "verify", "export", "testing", "recovery"],
+    ["surgery", "verify", "export", "testing", "recovery", "sparse"],
     ["criteria", "selection", "metrics"],
     ["pruning"],
     ["api", "report_table", "report", "data", "zoo", "training"],

@@ -1,0 +1,12 @@
+"""Unstructured and semi-structured (N:M) sparsity: masks over weights (the model keeps its
+shapes), the methods that choose them, and storage formats that make the zeros pay off."""
+from edgeprune.sparse.dns import DynamicNetworkSurgery
+from edgeprune.sparse.masks import SparseMasks, global_magnitude, layer_magnitude, prunable_weights
+from edgeprune.sparse.lamp import lamp_masks, lamp_scores
+from edgeprune.sparse.nm import nm_masks
+from edgeprune.sparse.schedules import cubic_sparsity, GradualMagnitudePruning
+from edgeprune.sparse.storage import bitmask_bytes, csr_bytes, storage_report
+
+__all__ = ["DynamicNetworkSurgery", "GradualMagnitudePruning", "SparseMasks", "bitmask_bytes", "csr_bytes",
+           "cubic_sparsity", "global_magnitude", "lamp_masks", "lamp_scores", "layer_magnitude", "nm_masks",
+           "prunable_weights", "storage_report"]

@@ -1,0 +1,55 @@
+"""Dynamic network surgery (Guo, Yao, Chen, NeurIPS 2016, arXiv 1608.04493).
+
+Pruning and splicing: every weight keeps being updated (gradients flow to the dense weights,
+the forward pass uses weights x mask), and the mask is revised from the magnitudes with two
+thresholds a < b: |w| < a -> pruned, |w| > b -> kept (spliced back if it was pruned), in
+between -> unchanged. The paper sets a and b per layer from the layer's mean and standard
+deviation of |w| (a = 0.9 (mu + c sigma), b = 1.1 (mu + c sigma)); `c` sets the sparsity."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgeprune.sparse.masks import SparseMasks, prunable_weights
+
+
+class DynamicNetworkSurgery:
+    """In the training loop: `dns.update(model)` every few steps (revises the masks),
+    `dns.forward_weights(model)` before the forward pass (masks the weights, keeping the dense
+    ones aside), `dns.restore(model)` after backward and before the optimiser step (dense
+    weights back; the gradient of the masked forward updates them, pruned ones included)."""
+
+    def __init__(self, c: float = 1.0, lower: float = 0.9, upper: float = 1.1, skip: tuple[str, ...] = ()):
+        self.c, self.lower, self.upper, self.skip = c, lower, upper, skip
+        self.masks = SparseMasks()
+        self._dense: dict[str, torch.Tensor] = {}
+
+    def thresholds(self, w: torch.Tensor) -> tuple[float, float]:
+        a = w.detach().abs()
+        base = float(a.mean() + self.c * a.std())
+        return self.lower * base, self.upper * base
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> SparseMasks:
+        for name, w in prunable_weights(model, self.skip).items():
+            dense = self._dense.get(name, w)
+            a, b = self.thresholds(dense)
+            mag = dense.abs()
+            old = self.masks.masks.get(name, torch.ones_like(mag, dtype=torch.bool))
+            self.masks.masks[name] = torch.where(mag < a, torch.zeros_like(old), torch.where(mag > b, torch.ones_like(old), old))
+        return self.masks
+
+    @torch.no_grad()
+    def forward_weights(self, model: nn.Module) -> None:
+        params = dict(model.named_parameters())
+        for name, m in self.masks.masks.items():
+            self._dense[name] = params[name].detach().clone()
+            params[name].mul_(m.to(params[name].dtype))
+
+    @torch.no_grad()
+    def restore(self, model: nn.Module) -> None:
+        """Dense weights back (their gradient, from the masked forward, stays in .grad)."""
+        params = dict(model.named_parameters())
+        for name, dense in self._dense.items():
+            params[name].copy_(dense)
+        self._dense = {}

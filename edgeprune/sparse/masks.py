@@ -1,0 +1,60 @@
+"""Masks over weights, and magnitude pruning (Han, Pool, Tran, Dally, "Learning both Weights
+and Connections for Efficient Neural Networks", NeurIPS 2015): remove the weights of smallest
+magnitude, globally or per layer, then retrain with the masks held (iteratively, in steps)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def prunable_weights(model: nn.Module, skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """Weight matrices and kernels of conv/linear layers, by parameter name."""
+    return {(f"{n}.weight" if n else "weight"): m.weight for n, m in model.named_modules()
+            if isinstance(m, _LAYERS) and n not in skip}
+
+
+@dataclass
+class SparseMasks:
+    """`masks[name]` is True where the weight is kept. `apply_` zeroes the others (call it after
+    every optimiser step while training: momentum and weight decay would revive them)."""
+
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @torch.no_grad()
+    def apply_(self, model: nn.Module) -> nn.Module:
+        params = dict(model.named_parameters())
+        for name, m in self.masks.items():
+            params[name].mul_(m.to(params[name].dtype))
+        return model
+
+    def sparsity(self) -> float:
+        total = sum(m.numel() for m in self.masks.values())
+        return 1.0 - sum(int(m.sum()) for m in self.masks.values()) / max(total, 1)
+
+    def layer_sparsity(self) -> dict[str, float]:
+        return {n: 1.0 - float(m.float().mean()) for n, m in self.masks.items()}
+
+
+def _kth_threshold(values: torch.Tensor, sparsity: float) -> float:
+    k = int(round(sparsity * values.numel()))
+    if k <= 0:
+        return -float("inf")
+    return float(values.flatten().kthvalue(k).values)
+
+
+def global_magnitude(model: nn.Module, sparsity: float, skip: tuple[str, ...] = ()) -> SparseMasks:
+    """One threshold on |w| for all layers: `sparsity` of all prunable weights removed."""
+    weights = prunable_weights(model, skip)
+    allw = torch.cat([w.detach().abs().flatten() for w in weights.values()])
+    thr = _kth_threshold(allw, sparsity)
+    return SparseMasks({n: w.detach().abs() > thr for n, w in weights.items()})
+
+
+def layer_magnitude(model: nn.Module, sparsity: float, skip: tuple[str, ...] = ()) -> SparseMasks:
+    """The same fraction removed in every layer."""
+    return SparseMasks({n: w.detach().abs() > _kth_threshold(w.detach().abs(), sparsity)
+                        for n, w in prunable_weights(model, skip).items()})

@@ -1,0 +1,29 @@
+"""N:M semi-structured sparsity (NVIDIA ASP, Mishra et al. 2021, arXiv 2104.08378): in every
+block of M consecutive weights along a row's input dimension, keep the N largest in magnitude
+(2:4 is what sparse tensor cores run at twice the dense speed)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgeprune.errors import ConfigError
+from edgeprune.sparse.masks import SparseMasks, prunable_weights
+
+
+def nm_mask(w: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
+    rows = w.detach().reshape(w.shape[0], -1)
+    if rows.shape[1] % m:
+        raise ConfigError(f"an N:M mask needs a row width divisible by {m}, got {rows.shape[1]}")
+    blocks = rows.abs().reshape(rows.shape[0], -1, m)
+    keep = torch.zeros_like(blocks, dtype=torch.bool)
+    keep.scatter_(2, blocks.topk(n, dim=2).indices, True)
+    return keep.reshape(w.shape)
+
+
+def nm_masks(model: nn.Module, n: int = 2, m: int = 4, skip: tuple[str, ...] = ()) -> SparseMasks:
+    """N:M masks for every layer whose rows divide into blocks of M (others are left dense)."""
+    out = {}
+    for name, w in prunable_weights(model, skip).items():
+        if w[0].numel() % m == 0:
+            out[name] = nm_mask(w, n, m)
+    return SparseMasks(out)

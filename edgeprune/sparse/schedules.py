@@ -1,0 +1,38 @@
+"""Gradual magnitude pruning (Zhu & Gupta, "To prune, or not to prune", arXiv 1710.01878).
+
+Sparsity rises from s_i to s_f over n pruning steps of length dt starting at step t0 by the
+cubic schedule s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (n dt))^3: fast at first, while there
+is redundancy, slower as the network gets small. At each pruning step the smallest-magnitude
+weights of each layer are masked (the paper prunes each layer to the same sparsity); training
+continues in between. Paper defaults: s_i = 0, dt = 100-1000 steps."""
+from __future__ import annotations
+
+from torch import nn
+
+from edgeprune.sparse.masks import SparseMasks, global_magnitude, layer_magnitude
+
+
+def cubic_sparsity(step: int, final: float, begin: int, end: int, initial: float = 0.0) -> float:
+    """Target sparsity at `step` for pruning from `begin` to `end`."""
+    if step <= begin:
+        return initial
+    if step >= end:
+        return final
+    return final + (initial - final) * (1.0 - (step - begin) / (end - begin)) ** 3
+
+
+class GradualMagnitudePruning:
+    """Call `gmp.step(model, step)` every training step (it re-masks every `every` steps)."""
+
+    def __init__(self, final_sparsity: float, begin: int, end: int, every: int = 100,
+                 initial_sparsity: float = 0.0, scope: str = "layer"):
+        self.final, self.begin, self.end, self.every = final_sparsity, begin, end, every
+        self.initial, self.scope = initial_sparsity, scope
+        self.masks = SparseMasks()
+
+    def step(self, model: nn.Module, step: int) -> SparseMasks:
+        if self.begin <= step <= self.end and (step - self.begin) % self.every == 0:
+            s = cubic_sparsity(step, self.final, self.begin, self.end, self.initial)
+            self.masks = (layer_magnitude if self.scope == "layer" else global_magnitude)(model, s)
+        self.masks.apply_(model)
+        return self.masks

@@ -1,0 +1,82 @@
+"""Unstructured and N:M sparsity: the behaviour that defines each method."""
+import pytest
+import torch
+from torch import nn
+
+from edgeprune.sparse import (DynamicNetworkSurgery, GradualMagnitudePruning, bitmask_bytes, csr_bytes,
+                              cubic_sparsity, global_magnitude, lamp_masks, lamp_scores, layer_magnitude, nm_masks)
+
+
+def _two_layers():
+    m = nn.Sequential(nn.Linear(4, 2, bias=False), nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]))
+        m[1].weight.copy_(torch.tensor([[100.0, 200.0], [300.0, 400.0]]))
+    return m
+
+
+def test_global_magnitude_takes_from_the_small_layer_only():
+    masks = global_magnitude(_two_layers(), 0.5)
+    assert masks.masks["0.weight"].sum() == 2 and masks.masks["1.weight"].all()
+    assert masks.sparsity() == 0.5
+
+
+def test_layer_magnitude_takes_the_same_fraction_everywhere():
+    masks = layer_magnitude(_two_layers(), 0.5)
+    assert masks.layer_sparsity() == {"0.weight": 0.5, "1.weight": 0.5}
+
+
+def test_lamp_scores_match_the_formula_and_spread_sparsity():
+    s = lamp_scores(torch.tensor([3.0, 1.0, 2.0]))
+    assert torch.allclose(s, torch.tensor([9 / 9, 1 / 14, 4 / 13]))
+    masks = lamp_masks(_two_layers(), 0.5)
+    # scale-free: both layers lose weights, unlike global magnitude
+    assert masks.layer_sparsity()["1.weight"] > 0 and masks.layer_sparsity()["0.weight"] > 0
+    assert masks.masks["1.weight"].any(), "LAMP never empties a layer"
+
+
+def test_nm_keeps_the_n_largest_of_every_m():
+    m = nn.Linear(8, 3, bias=False)
+    masks = nm_masks(m, 2, 4).masks["weight"]
+    assert (masks.reshape(3, 2, 4).sum(2) == 2).all()
+    w = m.weight.detach().abs().reshape(3, 2, 4)
+    kept_min = torch.where(masks.reshape(3, 2, 4), w, torch.inf).min(2).values
+    dropped_max = torch.where(~masks.reshape(3, 2, 4), w, -torch.inf).max(2).values
+    assert (kept_min >= dropped_max).all()
+
+
+def test_cubic_schedule():
+    assert cubic_sparsity(0, 0.9, 0, 100) == 0.0
+    assert cubic_sparsity(100, 0.9, 0, 100) == 0.9
+    assert cubic_sparsity(50, 0.9, 0, 100) == pytest.approx(0.9 - 0.9 * 0.125)
+    gmp = GradualMagnitudePruning(0.8, begin=0, end=10, every=5)
+    model = nn.Linear(50, 20)
+    sp = [gmp.step(model, t).sparsity() for t in range(12)]
+    assert sp[0] == 0.0 and sp[5] == pytest.approx(0.8 - 0.8 * 0.125, abs=0.01) and sp[10] == pytest.approx(0.8, abs=0.01)
+    assert (model.weight == 0).float().mean() == pytest.approx(0.8, abs=0.01)
+
+
+def test_dns_prunes_below_a_splices_above_b_and_keeps_state_between():
+    dns = DynamicNetworkSurgery(c=0.0, lower=0.9, upper=1.1)  # a = 0.9 mean|w|, b = 1.1 mean|w|
+    m = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([[0.1, 1.0, 1.0, 1.9]]))  # mean 1.0: a = 0.9, b = 1.1
+    masks = dns.update(m).masks["weight"][0].tolist()
+    assert masks == [False, True, True, True]  # 0.1 pruned; the 1.0s are between: unchanged (kept)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([[2.0, 0.95, 0.5, 0.55]]))  # mean 1.0 again
+    masks = dns.update(m).masks["weight"][0].tolist()
+    assert masks == [True, True, False, False]  # 2.0 spliced back; 0.95 keeps its state
+    dns.forward_weights(m)
+    assert m.weight[0, 2] == 0 and m.weight[0, 0] == 2.0
+    dns.restore(m)
+    assert m.weight[0, 2] == 0.5  # the dense weight keeps training
+
+
+def test_storage_formats():
+    w = torch.zeros(4, 100)
+    w[:, :5] = 1.0  # 95 % sparse
+    assert bitmask_bytes(w) == 50 + 20
+    assert csr_bytes(w) == 5 * 2 + 20 * (1 + 1)
+    dense = torch.ones(4, 100)
+    assert bitmask_bytes(dense) > dense.numel()  # at 0 % sparsity the mask only costs
