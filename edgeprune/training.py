@@ -7,7 +7,7 @@ import copy
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -67,8 +67,9 @@ def distillation_loss(student_logits, teacher_logits, labels, alpha: float, temp
 
 
 def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig | None = None,
-          teacher: nn.Module | None = None) -> TrainHistory:
-    """Train `model` in place. With `teacher` and distill_alpha > 0, distil from it."""
+          teacher: nn.Module | None = None, on_step: Callable[[nn.Module, int], None] | None = None) -> TrainHistory:
+    """Train `model` in place. With `teacher` and distill_alpha > 0, distil from it.
+    `on_step(model, step)` runs after every optimiser step (sparse masks, schedules)."""
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
     if config.distill_alpha > 0 and teacher is None:
@@ -85,6 +86,7 @@ def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig |
     if teacher is not None:
         teacher.eval()
     show = config.progress and sys.stderr.isatty()
+    global_step = 0
     for epoch in range(config.epochs):
         model.train()
         total, n = 0.0, 0
@@ -101,6 +103,9 @@ def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig |
             loss.backward()
             opt.step()
             sched.step()
+            global_step += 1
+            if on_step is not None:
+                on_step(model, global_step)
             total += loss.item() * y.numel()
             n += y.numel()
             bar.set_postfix(loss=f"{total / n:.4f}")
