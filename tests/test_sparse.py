@@ -80,3 +80,18 @@ def test_storage_formats():
     assert csr_bytes(w) == 5 * 2 + 20 * (1 + 1)
     dense = torch.ones(4, 100)
     assert bitmask_bytes(dense) > dense.numel()  # at 0 % sparsity the mask only costs
+
+
+def test_wanda_weighs_magnitude_by_input_norm():
+    """Row [1.0, 0.2]: input 0 is ~silent, input 1 is loud. Magnitude keeps weight 0; Wanda
+    keeps weight 1 (|0.2| x 100 > |1.0| x 0.01)."""
+    from edgeprune.sparse import wanda_masks
+    m = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([[1.0, 0.2]]))
+    x = torch.stack([torch.full((50,), 0.01), torch.full((50,), 100.0)], 1)
+    masks = wanda_masks(m, [x], sparsity=0.5).masks["weight"]
+    assert masks.tolist() == [[False, True]]
+    assert layer_magnitude(m, 0.5).masks["weight"].tolist() == [[True, False]]
+    nm = wanda_masks(nn.Linear(8, 2), [torch.randn(10, 8)], n=2, m=4).masks["weight"]
+    assert (nm.reshape(2, 2, 4).sum(2) == 2).all()

@@ -6,7 +6,8 @@ from edgeprune.sparse.lamp import lamp_masks, lamp_scores
 from edgeprune.sparse.nm import nm_masks
 from edgeprune.sparse.schedules import cubic_sparsity, GradualMagnitudePruning
 from edgeprune.sparse.storage import bitmask_bytes, csr_bytes, storage_report
+from edgeprune.sparse.wanda import input_norms, wanda_masks
 
 __all__ = ["DynamicNetworkSurgery", "GradualMagnitudePruning", "SparseMasks", "bitmask_bytes", "csr_bytes",
            "cubic_sparsity", "global_magnitude", "lamp_masks", "lamp_scores", "layer_magnitude", "nm_masks",
-           "prunable_weights", "storage_report"]
+           "prunable_weights", "storage_report", "input_norms", "wanda_masks"]

@@ -1,0 +1,60 @@
+"""Wanda, pruning by weights and activations (Sun, Liu, Bair, Kolter, "A Simple and Effective
+Pruning Approach for Large Language Models", ICLR 2024, arXiv 2306.11695).
+
+Weight W_ij scores |W_ij| * ||X_j||_2, the norm of its input feature j over calibration tokens;
+within every output row i the lowest-scoring fraction is removed (the paper's per-output
+comparison group), or the lowest n of every m inputs for N:M. No weight update, no gradient."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from edgeprune.sparse.masks import SparseMasks
+
+_LAYERS = (nn.Linear,)
+
+
+@torch.no_grad()
+def input_norms(model: nn.Module, data: Iterable, skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """||X_j||_2 over all calibration tokens, per input feature of every Linear layer."""
+    sums: dict[str, torch.Tensor] = {}
+    hooks = []
+    for name, m in model.named_modules():
+        if isinstance(m, _LAYERS) and name not in skip:
+            def hook(mod, args, out, key=f"{name}.weight" if name else "weight"):
+                x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
+                sums[key] = sums.get(key, 0) + (x * x).sum(0)
+            hooks.append(m.register_forward_hook(hook))
+    model.eval()
+    try:
+        for batch in data:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            model(**x) if isinstance(x, dict) else model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {k: v.sqrt() for k, v in sums.items()}
+
+
+def wanda_masks(model: nn.Module, data: Iterable, sparsity: float = 0.5, n: int | None = None, m: int | None = None,
+                skip: tuple[str, ...] = ()) -> SparseMasks:
+    """Per-row unstructured masks at `sparsity`, or N:M masks when `n` and `m` are given."""
+    norms = input_norms(model, data, skip)
+    params = dict(model.named_parameters())
+    out = {}
+    for name, norm in norms.items():
+        w = params[name].detach()
+        score = w.abs().float() * norm[None, :]
+        if n is not None and m is not None:
+            blocks = score.reshape(w.shape[0], -1, m)
+            keep = torch.zeros_like(blocks, dtype=torch.bool).scatter_(2, blocks.topk(n, dim=2).indices, True)
+            out[name] = keep.reshape(w.shape)
+        else:
+            k = int(round(sparsity * w.shape[1]))
+            keep = torch.ones_like(score, dtype=torch.bool)
+            if k:
+                keep.scatter_(1, score.topk(k, dim=1, largest=False).indices, False)
+            out[name] = keep
+    return SparseMasks(out)
