@@ -86,3 +86,18 @@ def test_soft_filter_pruning_lets_zeroed_filters_grow_back():
     assert result.model[0].out_channels == 3 and result.verification.ok
     with torch.no_grad():
         assert torch.allclose(result.model(x), m(x), atol=1e-6)  # removing zeroed filters changes nothing
+
+
+def test_layer_pruning_removes_the_block_that_does_least():
+    from edgeprune.methods import prune_layers
+    from edgeprune.zoo import create_model
+    torch.manual_seed(0)
+    m = create_model("resnet1d").eval()
+    with torch.no_grad():  # block 3's residual branch contributes almost nothing
+        m.layers[3].bn2.weight.mul_(1e-4)
+        m.layers[3].bn2.bias.zero_()
+    x = torch.randn(16, 6, 128)
+    r = prune_layers(m, [x], 1, x[:1])
+    assert r.removed == ["layers.3"] and isinstance(r.model.layers[3], nn.Identity)
+    assert sorted(r.scores) == ["layers.0", "layers.1", "layers.3", "layers.5"]  # blocks that keep their shape
+    assert torch.allclose(r.model(x), m(x), atol=1e-2 * m(x).abs().max())

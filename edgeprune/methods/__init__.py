@@ -2,8 +2,9 @@
 user steps from their own loop (`regularizer.penalty(model)` added to the loss, or
 `pruner.step(epoch)`), then `finalize()` removes channels physically through edgeprune.prune."""
 from edgeprune.methods.group_lasso import GroupLasso
+from edgeprune.methods.layer_pruning import block_scores, prune_layers
 from edgeprune.methods.polarization import Polarization
 from edgeprune.methods.slimming import NetworkSlimming
 from edgeprune.methods.soft_filter import SoftFilterPruning
 
-__all__ = ["GroupLasso", "NetworkSlimming", "Polarization", "SoftFilterPruning"]
+__all__ = ["GroupLasso", "NetworkSlimming", "Polarization", "SoftFilterPruning", "block_scores", "prune_layers"]

@@ -1,0 +1,69 @@
+"""Layer pruning: remove whole blocks whose output has the shape of their input (residual
+blocks, transformer layers), replacing them by identity.
+
+A block's importance is how much the model's features change without it: the relative norm
+of (block(x) - x) on calibration data, measured at the block (for a residual block, the size of
+its residual branch against its input). The least important blocks go first. This is the
+simple block-drop criterion used by e.g. Veit et al. ("Residual networks behave like ensembles
+of relatively shallow networks", NeurIPS 2016) to show residual blocks can be removed singly;
+removing several at once is followed by fine-tuning or distillation in practice."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+
+@dataclass
+class LayerPruneResult:
+    model: nn.Module
+    removed: list[str]
+    scores: dict[str, float]
+
+
+def _call(model, x):
+    return model(**x) if isinstance(x, dict) else (model(*x) if isinstance(x, (tuple, list)) else model(x))
+
+
+@torch.no_grad()
+def block_scores(model: nn.Module, data: Iterable, candidates: list[str] | None = None) -> dict[str, float]:
+    """Relative change ||block(x) - x|| / ||x|| of every shape-preserving block on `data`."""
+    model.eval()
+    seen: dict[str, list[float]] = {}
+    hooks = []
+    modules = dict(model.named_modules())
+    names = candidates or [n for n, m in modules.items() if n and len(list(m.children())) > 0]
+    for name in names:
+        def hook(mod, args, out, key=name):
+            if args and isinstance(args[0], torch.Tensor) and isinstance(out, torch.Tensor) \
+                    and out.shape == args[0].shape and args[0].is_floating_point():
+                seen.setdefault(key, []).append(float((out - args[0]).norm() / args[0].norm().clamp_min(1e-12)))
+        hooks.append(modules[name].register_forward_hook(hook))
+    try:
+        for batch in data:
+            _call(model, batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch)
+    finally:
+        for h in hooks:
+            h.remove()
+    # only outermost shape-preserving blocks: a block inside another candidate is skipped
+    keys = sorted(seen)
+    outer = [k for k in keys if not any(k.startswith(o + ".") for o in keys if o != k)]
+    return {k: sum(seen[k]) / len(seen[k]) for k in outer}
+
+
+def prune_layers(model: nn.Module, data: Iterable, n_remove: int, example_inputs: Any,
+                 candidates: list[str] | None = None) -> LayerPruneResult:
+    """A copy of `model` with the `n_remove` least important blocks replaced by nn.Identity."""
+    scores = block_scores(model, data, candidates)
+    order = sorted(scores, key=scores.get)[:n_remove]
+    pruned = copy.deepcopy(model)
+    for name in order:
+        parent, _, child = name.rpartition(".")
+        setattr(pruned.get_submodule(parent) if parent else pruned, child, nn.Identity())
+    with torch.no_grad():
+        if tuple(_call(pruned.eval(), example_inputs).shape) != tuple(_call(model.eval(), example_inputs).shape):
+            raise RuntimeError("removing blocks changed the output shape")
+    return LayerPruneResult(pruned, order, scores)
