@@ -38,6 +38,16 @@ def test_retraining_free_recovery(trained, tmp_path, capsys):
     assert res["accuracy"]["recovered"] > res["accuracy"]["pruned"] + 0.2
 
 
+@pytest.mark.parametrize("method", ["magnitude", "lamp", "nm", "wanda"])
+def test_sparsify_by_name(trained, tmp_path, capsys, method):
+    out = tmp_path / method
+    assert main(["--json", "sparsify", str(trained), "--method", method, "--sparsity", "0.8", "--out", str(out)]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["sparsity"] > (0.49 if method == "nm" else 0.79)
+    st = res["storage_int8_bytes"]
+    assert st["best_per_layer"] < st["dense"]
+
+
 def test_bad_inputs_exit_2(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not an edgeprune model directory" in capsys.readouterr().err

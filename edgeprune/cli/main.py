@@ -73,6 +73,31 @@ def cmd_prune(a) -> int:
     return 0
 
 
+def cmd_sparsify(a) -> int:
+    from edgeprune.sparsify import sparsify
+    from edgeprune.store import load_model, save_model
+    from edgeprune.training import evaluate
+
+    model, info = load_model(a.model)
+    task = _task(a)
+    before = evaluate(model, task.test)
+    masks, report = sparsify(model, a.method, a.sparsity, task, a.finetune_epochs, a.n, a.m, a.lr, a.seed)
+    report["accuracy"] = {"before": before, "after": evaluate(model, task.test)}
+    plan_dir = Path(a.model)
+    from edgeprune.surgery.plan import PrunePlan
+    plan = PrunePlan.load(plan_dir / "plan.json") if (plan_dir / "plan.json").exists() else None
+    save_model(model, a.out, info["arch"], info.get("kwargs"), plan=plan,
+               meta={"sparsity": report["sparsity"], "method": a.method, "accuracy": report["accuracy"]})
+    if a.json:
+        print(json.dumps(report))
+    else:
+        st = report["storage_int8_bytes"]
+        print(f"sparsity {report['sparsity']:.4f}; test accuracy {before:.4f} -> {report['accuracy']['after']:.4f}")
+        print(f"int8 weight storage: dense {st['dense']} B, bitmask {st['bitmask']} B, CSR {st['csr']} B, "
+              f"best per layer {st['best_per_layer']} B; saved to {a.out}")
+    return 0
+
+
 def cmd_eval(a) -> int:
     from edgeprune.store import load_model
     from edgeprune.training import evaluate
@@ -169,6 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calibration", type=int, default=1000, help="calibration samples (training data)")
     _add_data(s)
     s.set_defaults(fn=cmd_prune)
+
+    s = sub.add_parser("sparsify", help="unstructured or N:M sparsity by method name, fine-tuned with masks held")
+    s.add_argument("model", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--method", default="magnitude", choices=["magnitude", "layer_magnitude", "lamp", "nm", "wanda", "gmp"])
+    s.add_argument("--sparsity", type=float, default=0.9)
+    s.add_argument("--n", type=int, default=2, help="N of N:M")
+    s.add_argument("--m", type=int, default=4, help="M of N:M")
+    s.add_argument("--finetune-epochs", type=int, default=0)
+    s.add_argument("--lr", type=float, default=1e-3)
+    _add_data(s)
+    s.set_defaults(fn=cmd_sparsify)
 
     s = sub.add_parser("eval", help="test accuracy of a model directory")
     s.add_argument("model", type=Path)

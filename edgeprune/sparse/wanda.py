@@ -3,7 +3,9 @@ Pruning Approach for Large Language Models", ICLR 2024, arXiv 2306.11695).
 
 Weight W_ij scores |W_ij| * ||X_j||_2, the norm of its input feature j over calibration tokens;
 within every output row i the lowest-scoring fraction is removed (the paper's per-output
-comparison group), or the lowest n of every m inputs for N:M. No weight update, no gradient."""
+comparison group), or the lowest n of every m inputs for N:M. No weight update, no gradient.
+The paper prunes Linear layers of LLMs; convolutions are handled the same way here, an input
+channel's norm (over batch and positions) weighting every kernel tap that reads it."""
 from __future__ import annotations
 
 from typing import Iterable
@@ -13,7 +15,7 @@ from torch import nn
 
 from edgeprune.sparse.masks import SparseMasks
 
-_LAYERS = (nn.Linear,)
+_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 @torch.no_grad()
@@ -24,7 +26,8 @@ def input_norms(model: nn.Module, data: Iterable, skip: tuple[str, ...] = ()) ->
     for name, m in model.named_modules():
         if isinstance(m, _LAYERS) and name not in skip:
             def hook(mod, args, out, key=f"{name}.weight" if name else "weight"):
-                x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
+                x = args[0].detach().float()
+                x = x.reshape(-1, x.shape[-1]) if isinstance(mod, nn.Linear) else x.movedim(1, -1).reshape(-1, x.shape[1])
                 sums[key] = sums.get(key, 0) + (x * x).sum(0)
             hooks.append(m.register_forward_hook(hook))
     model.eval()
@@ -46,15 +49,17 @@ def wanda_masks(model: nn.Module, data: Iterable, sparsity: float = 0.5, n: int 
     out = {}
     for name, norm in norms.items():
         w = params[name].detach()
-        score = w.abs().float() * norm[None, :]
+        score = (w.abs().float() * norm.view(1, -1, *[1] * (w.ndim - 2))).reshape(w.shape[0], -1)
         if n is not None and m is not None:
+            if score.shape[1] % m:
+                continue
             blocks = score.reshape(w.shape[0], -1, m)
             keep = torch.zeros_like(blocks, dtype=torch.bool).scatter_(2, blocks.topk(n, dim=2).indices, True)
             out[name] = keep.reshape(w.shape)
         else:
-            k = int(round(sparsity * w.shape[1]))
+            k = int(round(sparsity * score.shape[1]))
             keep = torch.ones_like(score, dtype=torch.bool)
             if k:
                 keep.scatter_(1, score.topk(k, dim=1, largest=False).indices, False)
-            out[name] = keep
+            out[name] = keep.reshape(w.shape)
     return SparseMasks(out)

@@ -1,0 +1,59 @@
+"""Unstructured / N:M sparsification by method name (the CLI's `sparsify`), with fine-tuning
+that holds the masks, and the storage each format would take."""
+from __future__ import annotations
+
+from torch import nn
+
+from edgeprune.errors import ConfigError
+from edgeprune.sparse import (SparseMasks, cubic_sparsity, global_magnitude, lamp_masks, layer_magnitude, nm_masks,
+                              prunable_weights, storage_report, wanda_masks)
+from edgeprune.training import TrainConfig, train
+
+SPARSE_METHODS = ("magnitude", "layer_magnitude", "lamp", "nm", "wanda", "gmp")
+
+
+def sparsify(model: nn.Module, method: str, sparsity: float, task=None, finetune_epochs: int = 0,
+             n: int = 2, m: int = 4, lr: float = 1e-3, seed: int = 0, skip: tuple[str, ...] = ()) -> tuple[SparseMasks, dict]:
+    """Mask `model` in place by `method`; fine-tune with the masks held when `task` and epochs
+    are given (`gmp` prunes gradually over the first two thirds of them). Returns the masks and
+    a report (sparsity, storage in bytes for int8 values)."""
+    if method not in SPARSE_METHODS:
+        raise ConfigError(f"unknown sparsity method {method!r}; choose one of {SPARSE_METHODS}")
+    if not 0.0 <= sparsity < 1.0:
+        raise ConfigError("sparsity must be in [0, 1)")
+    choose = {"magnitude": lambda mod, s: global_magnitude(mod, s, skip),
+              "layer_magnitude": lambda mod, s: layer_magnitude(mod, s, skip),
+              "lamp": lambda mod, s: lamp_masks(mod, s, skip),
+              "gmp": lambda mod, s: layer_magnitude(mod, s, skip)}
+    if method == "gmp":
+        if task is None or finetune_epochs < 1:
+            raise ConfigError("gmp prunes while training: give data and finetune_epochs >= 1")
+        end = max(1, (2 * finetune_epochs * len(task.train)) // 3)
+        state = {"masks": SparseMasks()}
+
+        def on_step(mod, step):
+            if step <= end and (step % 20 == 0 or step == end):
+                state["masks"] = choose["gmp"](mod, cubic_sparsity(step, sparsity, 0, end))
+            state["masks"].apply_(mod)
+        train(model, task.train, task.val, TrainConfig(epochs=finetune_epochs, lr=lr, seed=seed, keep_best=False),
+              on_step=on_step)
+        masks = state["masks"]
+    else:
+        if method == "nm":
+            masks = nm_masks(model, n, m, skip)
+        elif method == "wanda":
+            if task is None:
+                raise ConfigError("wanda needs calibration data")
+            batches = [b for _, b in zip(range(8), task.train)]
+            masks = wanda_masks(model, batches, sparsity, skip=skip)
+        else:
+            masks = choose[method](model, sparsity)
+        masks.apply_(model)
+        if task is not None and finetune_epochs > 0:
+            train(model, task.train, task.val, TrainConfig(epochs=finetune_epochs, lr=lr, seed=seed, keep_best=False),
+                  on_step=lambda mod, step: masks.apply_(mod))
+    masks.apply_(model)
+    weights = {k: v.detach() for k, v in prunable_weights(model, skip).items()}
+    total = sum(w.numel() for w in weights.values())
+    zeros = sum(int((w == 0).sum()) for w in weights.values())
+    return masks, {"sparsity": zeros / max(total, 1), "storage_int8_bytes": storage_report(weights, 1)}
