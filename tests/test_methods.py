@@ -101,3 +101,31 @@ def test_layer_pruning_removes_the_block_that_does_least():
     assert r.removed == ["layers.3"] and isinstance(r.model.layers[3], nn.Identity)
     assert sorted(r.scores) == ["layers.0", "layers.1", "layers.3", "layers.5"]  # blocks that keep their shape
     assert torch.allclose(r.model(x), m(x), atol=1e-2 * float(m(x).abs().max()))
+
+
+def test_red_merges_duplicate_neurons_without_changing_the_function():
+    from edgeprune.methods import merge_redundant
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    with torch.no_grad():
+        m[0].weight[3] = m[0].weight[0]
+        m[0].bias[3] = m[0].bias[0]
+        m[0].weight[5] = m[0].weight[1]
+        m[0].bias[5] = m[0].bias[1]
+    x = torch.randn(20, 5)
+    r = merge_redundant(m, x)
+    assert r.merged == 2 and r.model[0].out_features == 4
+    assert torch.allclose(r.model(x), m(x), atol=1e-5)
+
+
+def test_red_hashing_merges_near_duplicates():
+    from edgeprune.methods import merge_redundant
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    with torch.no_grad():
+        m[0].weight[2] = m[0].weight[0] + 1e-4
+        m[0].bias[2] = m[0].bias[0]
+    x = torch.randn(10, 4)
+    assert merge_redundant(m, x).merged == 0  # not exactly equal
+    r = merge_redundant(m, x, bins=64)
+    assert r.merged >= 1 and r.max_abs_error < 0.2

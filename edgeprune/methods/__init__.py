@@ -4,7 +4,9 @@ user steps from their own loop (`regularizer.penalty(model)` added to the loss, 
 from edgeprune.methods.group_lasso import GroupLasso
 from edgeprune.methods.layer_pruning import block_scores, prune_layers
 from edgeprune.methods.polarization import Polarization
+from edgeprune.methods.red import merge_redundant
 from edgeprune.methods.slimming import NetworkSlimming
 from edgeprune.methods.soft_filter import SoftFilterPruning
 
-__all__ = ["GroupLasso", "NetworkSlimming", "Polarization", "SoftFilterPruning", "block_scores", "prune_layers"]
+__all__ = ["GroupLasso", "NetworkSlimming", "Polarization", "SoftFilterPruning", "block_scores", "merge_redundant",
+           "prune_layers"]
