@@ -6,7 +6,6 @@ process (one thread pool of 2) so peak memory (max RSS) is per case.
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import platform

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -126,15 +125,3 @@ def demo(out_dir: str | Path = "runs/demo", epochs: int = 8, finetune_epochs: in
           f"{time.time() - t0:.0f} s in all")
     return {"accuracy": acc, "before": before.to_dict(), "after": after.to_dict(),
             "verification_error": result.verification.max_abs_error, "seconds": time.time() - t0}
-
-
-def threads_from_env() -> None:
-    n = os.environ.get("EDGEPRUNE_THREADS")
-    if n:
-        torch.set_num_threads(int(n))
-
-
-def check_positive(name: str, v: float) -> float:
-    if v <= 0:
-        raise ConfigError(f"{name} must be > 0")
-    return v

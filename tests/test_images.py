@@ -1,6 +1,5 @@
 """Image loaders accept torchvision's on-disk formats and local .npz copies (small generated
 files: nothing is downloaded)."""
-import gzip
 import pickle
 import struct
 

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 import edgeprune as ep
 from edgeprune.data import load_hapt

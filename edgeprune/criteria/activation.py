@@ -64,7 +64,7 @@ def _stats(ctx: ScoringContext, kind: str) -> dict[tuple[int, int], torch.Tensor
     if kind in ctx.cache:
         return ctx.cache[kind]
     if not ctx.data or ctx.model is None or ctx.graph is None:
-        raise ConfigError(f"activation criteria need calibration data: prune(..., data=batches)")
+        raise ConfigError("activation criteria need calibration data: prune(..., data=batches)")
     graph = ctx.graph
     wanted: dict[int, list[tuple[int, int]]] = {}
     for v in graph.values.values():  # channels at dim 1 (N, C, ...) or last (N, L, C)

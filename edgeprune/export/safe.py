@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from edgeprune.surgery.apply import apply_plan
-from edgeprune.surgery.plan import PrunePlan, atomic_write_text
+from edgeprune.surgery.plan import PrunePlan
 
 
 def save_pruned(model: nn.Module, plan: PrunePlan, directory: str | os.PathLike) -> Path:

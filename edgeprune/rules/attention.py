@@ -8,7 +8,6 @@ the pruned module computes exactly what the original computes with those heads m
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import nn
 
 from edgeprune.rules.base import LayerRule, register_rule, silenced_copy

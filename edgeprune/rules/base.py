@@ -100,10 +100,6 @@ def known_ops() -> Iterable[str]:
     return _OP_RULES.keys()
 
 
-def tensor_of(module: nn.Module, name: str) -> torch.Tensor | None:
-    return getattr(module, name, None)
-
-
 MaskedOp = Callable[[tuple, dict, dict], Any]
 _MASKED_OPS: dict[str, MaskedOp] = {}
 

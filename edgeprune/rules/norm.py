@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from edgeprune.rules.base import LayerRule, register_masked_op, register_op, register_rule

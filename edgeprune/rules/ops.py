@@ -45,7 +45,7 @@ register_op(*BINARY)(_broadcast)
 def _leading(keep_from_end: int):
     """Pooling/resizing: all but the last `keep_from_end` dims pass through."""
     def rule(ctx, node):
-        x, y = node.inputs[0], node.outputs[0]
+        x = node.inputs[0]
         for out in node.outputs:
             for d in range(x.ndim - keep_from_end):
                 ctx.same(ctx.value(x, d), ctx.value(out, d))
@@ -89,7 +89,7 @@ def _dims(node: OpNode, pos: int, ndim: int):
 
 def _reduction(additive: bool):
     def rule(ctx, node):
-        x, y = node.inputs[0], node.outputs[0]
+        x = node.inputs[0]
         if len(node.inputs) > 1 and node.target in ("max", "min"):  # torch.max(a, b): elementwise
             return _broadcast(ctx, node)
         dims = _dims(node, 1, x.ndim)
