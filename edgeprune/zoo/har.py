@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from edgeprune.zoo.blocks import residual_stages
 from edgeprune.zoo.registry import register_model
 
 
@@ -61,24 +62,6 @@ def ds_cnn(num_classes: int = 6, in_channels: int = 6, width: int = 64, blocks: 
     return DSCNN(in_channels, num_classes, width, blocks, dims)
 
 
-class BasicBlock1d(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv1d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm1d(cout)
-        self.conv2 = nn.Conv1d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm1d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv1d(cin, cout, 1, stride, bias=False), nn.BatchNorm1d(cout))
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
-
-
 class ResNet1d(nn.Module):
     """A 1-D ResNet: stem conv, three stages of basic blocks, average pooling, classifier."""
 
@@ -86,12 +69,7 @@ class ResNet1d(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv1d(in_channels, widths[0], 7, 2, 3, bias=False),
                                   nn.BatchNorm1d(widths[0]), nn.ReLU(inplace=True))
-        layers, c = [], widths[0]
-        for i, w in enumerate(widths):
-            for b in range(blocks):
-                layers.append(BasicBlock1d(c, w, 2 if (b == 0 and i > 0) else 1))
-                c = w
-        self.layers = nn.Sequential(*layers)
+        self.layers, c = residual_stages(widths[0], widths, blocks, dims=1)
         self.pool = nn.AdaptiveAvgPool1d(1)
         self.fc = nn.Linear(c, num_classes)
 

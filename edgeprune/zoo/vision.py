@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from edgeprune.zoo.blocks import residual_stages
 from edgeprune.zoo.registry import register_model
 
 
@@ -56,35 +57,12 @@ def mlp(num_classes: int = 6, in_features: int = 6 * 128, hidden=(256, 128)) -> 
     return MLP(in_features, tuple(hidden), num_classes)
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or cin != cout:  # projection shortcut (option B): prunable, unlike zero-padding
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
-
-
 class CifarResNet(nn.Module):
     def __init__(self, blocks_per_stage: int, widths=(16, 32, 64), num_classes: int = 10, in_channels: int = 3):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
                                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
-        layers, c = [], widths[0]
-        for i, w in enumerate(widths):
-            for b in range(blocks_per_stage):
-                layers.append(BasicBlock(c, w, 2 if (b == 0 and i > 0) else 1))
-                c = w
-        self.layers = nn.Sequential(*layers)
+        self.layers, c = residual_stages(widths[0], widths, blocks_per_stage, dims=2)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c, num_classes)
 
