@@ -30,6 +30,15 @@ def test_train_prune_eval_profile_export(trained, tmp_path, capsys):
     assert (tmp_path / "p.onnx").exists()
 
 
+@pytest.mark.parametrize("criterion", ["fpgm", "apoz", "taylor"])
+def test_prune_by_criterion_name(trained, tmp_path, capsys, criterion):
+    out = tmp_path / criterion
+    assert main(["--json", "prune", str(trained), "--criterion", criterion, "--ratio", "0.5", "--recover", "none",
+                 "--out", str(out)]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["after"]["params"] < 0.4 * res["before"]["params"] and res["verification_error"] < 1e-9
+
+
 def test_retraining_free_recovery(trained, tmp_path, capsys):
     out = tmp_path / "ls"
     assert main(["--json", "prune", str(trained), "--keep-macs", "0.25", "--recover", "reconstruct",
