@@ -95,3 +95,24 @@ def test_wanda_weighs_magnitude_by_input_norm():
     assert layer_magnitude(m, 0.5).masks["weight"].tolist() == [[True, False]]
     nm = wanda_masks(nn.Linear(8, 2), [torch.randn(10, 8)], n=2, m=4).masks["weight"]
     assert (nm.reshape(2, 2, 4).sum(2) == 2).all()
+
+
+def test_sparsegpt_updates_weights_and_beats_masking():
+    """At the same 50 % sparsity, SparseGPT's weight update reconstructs W X far better than
+    keeping the largest weights (the error of a pruned weight is moved onto the others)."""
+    from edgeprune.sparse import sparsegpt
+    torch.manual_seed(0)
+    base = torch.randn(256, 4)
+    x = base @ torch.randn(4, 32) + 0.05 * torch.randn(256, 32)  # correlated inputs
+    lin = nn.Linear(32, 16, bias=False)
+    ref = lin(x).detach()
+    mag = layer_magnitude(lin, 0.5)
+    w_mag = lin.weight.detach() * mag.masks["weight"]
+    masks = sparsegpt(lin, [x], sparsity=0.5)
+    assert masks.sparsity() == pytest.approx(0.5, abs=0.01)
+    err_sgpt = (lin(x).detach() - ref).pow(2).mean()
+    err_mag = (x @ w_mag.T - ref).pow(2).mean()
+    assert err_sgpt < 0.25 * err_mag
+    lin2 = nn.Linear(32, 16, bias=False)
+    masks2 = sparsegpt(lin2, [x], n=2, m=4)
+    assert (masks2.masks["weight"].reshape(16, 8, 4).sum(2) == 2).all()

@@ -7,7 +7,8 @@ from edgeprune.sparse.nm import nm_masks
 from edgeprune.sparse.schedules import cubic_sparsity, GradualMagnitudePruning
 from edgeprune.sparse.storage import bitmask_bytes, csr_bytes, storage_report
 from edgeprune.sparse.wanda import input_norms, wanda_masks
+from edgeprune.sparse.sparsegpt import sparsegpt, sparsegpt_layer
 
 __all__ = ["DynamicNetworkSurgery", "GradualMagnitudePruning", "SparseMasks", "bitmask_bytes", "csr_bytes",
            "cubic_sparsity", "global_magnitude", "lamp_masks", "lamp_scores", "layer_magnitude", "nm_masks",
-           "prunable_weights", "storage_report", "input_norms", "wanda_masks"]
+           "prunable_weights", "storage_report", "input_norms", "wanda_masks", "sparsegpt", "sparsegpt_layer"]
