@@ -116,3 +116,26 @@ def test_sparsegpt_updates_weights_and_beats_masking():
     lin2 = nn.Linear(32, 16, bias=False)
     masks2 = sparsegpt(lin2, [x], n=2, m=4)
     assert (masks2.masks["weight"].reshape(16, 8, 4).sum(2) == 2).all()
+
+
+def test_dpf_gradient_reaches_pruned_weights_and_revives_them():
+    from edgeprune.sparse import DynamicPruningFeedback
+    torch.manual_seed(0)
+    lin = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.01, 1.0, 1.0, 1.0]]))
+    dpf = DynamicPruningFeedback(final_sparsity=0.25, end=0, every=5)
+    opt = torch.optim.SGD(lin.parameters(), lr=0.05)
+    x = torch.randn(64, 4)
+    y = 3.0 * x[:, :1]  # only input 0 matters: its (pruned) weight must come back
+    for step in range(40):
+        dpf.before_forward(lin, step)
+        if step == 0:
+            assert lin.weight[0, 0] == 0  # pruned in the forward pass
+        opt.zero_grad()
+        ((lin(x) - y) ** 2).mean().backward()
+        dpf.after_backward(lin)
+        assert lin.weight.grad[0, 0] != 0 or step > 0  # the pruned weight gets a gradient
+        opt.step()
+    masks = dpf.finalize(lin)
+    assert masks.masks["weight"][0, 0] and lin.weight[0, 0] > 1.0  # revived and kept

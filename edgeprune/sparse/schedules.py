@@ -14,10 +14,10 @@ from edgeprune.sparse.masks import SparseMasks, global_magnitude, layer_magnitud
 
 def cubic_sparsity(step: int, final: float, begin: int, end: int, initial: float = 0.0) -> float:
     """Target sparsity at `step` for pruning from `begin` to `end`."""
-    if step <= begin:
-        return initial
     if step >= end:
         return final
+    if step <= begin:
+        return initial
     return final + (initial - final) * (1.0 - (step - begin) / (end - begin)) ** 3
 
 

@@ -1,0 +1,48 @@
+"""Dynamic pruning with feedback (Lin, Stich, Barba, Dmitriev, Jaggi, "Dynamic Model Pruning
+with Feedback", ICLR 2020, arXiv 2006.07253).
+
+A dense model is kept alongside the sparse one. The forward/backward pass runs on the sparse
+weights (dense x mask), but the gradient updates the *dense* weights, so the error of pruning
+feeds back: a pruned weight whose dense value grows is revived when the mask is recomputed
+(by magnitude, every `every` steps, with the sparsity following the cubic schedule of Zhu &
+Gupta up to `final_sparsity`). At the end the sparse model is the dense one masked."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgeprune.sparse.masks import SparseMasks, global_magnitude, prunable_weights
+from edgeprune.sparse.schedules import cubic_sparsity
+
+
+class DynamicPruningFeedback:
+    """Per training step: `dpf.before_forward(model, step)`, forward/backward, then
+    `dpf.after_backward(model)` before `optimizer.step()`."""
+
+    def __init__(self, final_sparsity: float, end: int, every: int = 16, skip: tuple[str, ...] = ()):
+        self.final, self.end, self.every, self.skip = final_sparsity, end, every, skip
+        self.masks = SparseMasks()
+        self._dense: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def before_forward(self, model: nn.Module, step: int) -> None:
+        if step % self.every == 0 or not self.masks.masks:
+            self.masks = global_magnitude(model, cubic_sparsity(min(step, self.end), self.final, 0, self.end), self.skip)
+        params = dict(model.named_parameters())
+        for name in prunable_weights(model, self.skip):
+            self._dense[name] = params[name].detach().clone()
+        self.masks.apply_(model)
+
+    @torch.no_grad()
+    def after_backward(self, model: nn.Module) -> None:
+        """Dense weights back: the optimiser applies the sparse model's gradient to them."""
+        params = dict(model.named_parameters())
+        for name, dense in self._dense.items():
+            params[name].copy_(dense)
+        self._dense = {}
+
+    @torch.no_grad()
+    def finalize(self, model: nn.Module) -> SparseMasks:
+        self.masks = global_magnitude(model, self.final, self.skip)
+        self.masks.apply_(model)
+        return self.masks
