@@ -129,3 +129,26 @@ def test_red_hashing_merges_near_duplicates():
     assert merge_redundant(m, x).merged == 0  # not exactly equal
     r = merge_redundant(m, x, bins=64)
     assert r.merged >= 1 and r.max_abs_error < 0.2
+
+
+def test_fbs_gates_different_channels_per_input_and_counts_saved_macs():
+    from edgeprune.methods.fbs import FBSConv, dynamic_macs, penalty
+    torch.manual_seed(0)
+    gate = FBSConv(nn.Conv2d(2, 8, 3, padding=1), nn.BatchNorm2d(8), density=0.25)
+    with torch.no_grad():  # saliency follows the sign of the mean of input channel 0
+        gate.saliency.weight.zero_()
+        gate.saliency.weight[:4, 0] = 1.0
+        gate.saliency.weight[4:, 0] = -1.0
+        gate.saliency.bias.zero_()
+    model = nn.Sequential(gate).eval()
+    x = torch.zeros(2, 2, 5, 5)
+    x[0, 0] += 1.0   # input 0 turns on channels 0-3
+    x[1, 0] -= 1.0   # input 1 turns on channels 4-7
+    y = model(x)
+    a0, a1 = gate.last_active[0].nonzero().flatten().tolist(), gate.last_active[1].nonzero().flatten().tolist()
+    assert len(a0) == 2 and len(a1) == 2 and set(a0) <= {0, 1, 2, 3} and set(a1) <= {4, 5, 6, 7}
+    off0 = [c for c in range(8) if c not in a0]
+    assert y[0, off0].abs().max() == 0  # suppressed channels are exactly zero
+    used, dense = dynamic_macs(model, x)
+    assert dense == 8 * 25 * 2 * 9 and torch.allclose(used, torch.full((2,), dense * 2 / 8))
+    assert penalty(model, 1.0) > 0

@@ -1,0 +1,67 @@
+"""Feature boosting and suppression (Gao, Zhao, Dudziak, Mullins, Xu, "Dynamic Channel Pruning:
+Feature Boosting and Suppression", ICLR 2019, arXiv 1810.05331).
+
+A small saliency predictor reads the layer's input (global average pooling, a linear layer,
+ReLU) and, for each input, keeps only the k = ceil(density x C) output channels with the
+highest saliency (winner-take-all); their outputs are scaled by the saliency (boosting), the
+others are zero and need not be computed (suppression). Which channels run differs per input;
+the MACs saved are measured per input. The saliencies are trained with the network, with an
+L1 penalty on them (`penalty`). Here a wrapper, `FBSConv`, gates one convolution (+ its batch
+norm); put it where the convolution was."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class FBSConv(nn.Module):
+    def __init__(self, conv: nn.Conv2d | nn.Conv1d, norm: nn.Module | None = None, density: float = 0.5):
+        super().__init__()
+        self.conv, self.norm, self.density = conv, norm or nn.Identity(), density
+        self.saliency = nn.Linear(conv.in_channels, conv.out_channels)
+        nn.init.constant_(self.saliency.bias, 1.0)  # start with every channel on
+        self.last_active: torch.Tensor | None = None  # (N, C) bool of the last forward
+        self.last_saliency: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = x.mean(dim=tuple(range(2, x.ndim)))
+        s = torch.relu(self.saliency(pooled))  # (N, C)
+        k = max(1, math.ceil(self.density * s.shape[1]))
+        keep = torch.zeros_like(s, dtype=torch.bool).scatter_(1, s.topk(k, dim=1).indices, True)
+        gate = s * keep
+        self.last_active, self.last_saliency = keep & (s > 0), s
+        y = self.norm(self.conv(x))
+        return y * gate.view(*gate.shape, *[1] * (y.ndim - 2))
+
+    def dense_macs(self, y_shape: torch.Size) -> int:
+        per_position = self.conv.in_channels // self.conv.groups * math.prod(self.conv.kernel_size)
+        return int(math.prod(y_shape[1:]) * per_position)
+
+
+def penalty(model: nn.Module, strength: float = 1e-8) -> torch.Tensor:
+    """L1 on the saliencies of the last forward pass (add to the loss)."""
+    terms = [m.last_saliency.abs().sum() for m in model.modules() if isinstance(m, FBSConv) and m.last_saliency is not None]
+    return strength * sum(terms) if terms else torch.zeros(())
+
+
+@torch.no_grad()
+def dynamic_macs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Per input: MACs of the gated convolutions actually needed (only active output channels
+    are computed), and their dense MACs."""
+    shapes = {}
+    hooks = [m.register_forward_hook(lambda mod, a, out: shapes.__setitem__(mod, out.shape))
+             for m in model.modules() if isinstance(m, FBSConv)]
+    try:
+        model.eval()(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    used = torch.zeros(x.shape[0])
+    dense = 0
+    for m, shape in shapes.items():
+        full = m.dense_macs(shape)
+        dense += full
+        used += full * m.last_active.float().mean(1)
+    return used, dense
