@@ -67,9 +67,12 @@ def distillation_loss(student_logits, teacher_logits, labels, alpha: float, temp
 
 
 def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig | None = None,
-          teacher: nn.Module | None = None, on_step: Callable[[nn.Module, int], None] | None = None) -> TrainHistory:
+          teacher: nn.Module | None = None, on_step: Callable[[nn.Module, int], None] | None = None,
+          penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+          on_epoch: Callable[[nn.Module, int], None] | None = None) -> TrainHistory:
     """Train `model` in place. With `teacher` and distill_alpha > 0, distil from it.
-    `on_step(model, step)` runs after every optimiser step (sparse masks, schedules)."""
+    `penalty(model)` is added to the loss (regularizers); `on_step(model, step)` runs after
+    every optimiser step (sparse masks, clamps); `on_epoch(model, epoch)` after every epoch."""
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
     if config.distill_alpha > 0 and teacher is None:
@@ -99,6 +102,8 @@ def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig |
                 loss = distillation_loss(out, t_out, y, config.distill_alpha, config.temperature)
             else:
                 loss = F.cross_entropy(out, y)
+            if penalty is not None:
+                loss = loss + penalty(model)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -110,6 +115,8 @@ def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig |
             n += y.numel()
             bar.set_postfix(loss=f"{total / n:.4f}")
         hist.train_loss.append(total / max(n, 1))
+        if on_epoch is not None:
+            on_epoch(model, epoch)
         if val_loader is not None:
             acc = evaluate(model, val_loader)
             hist.val_accuracy.append(acc)

@@ -57,6 +57,20 @@ def test_sparsify_by_name(trained, tmp_path, capsys, method):
     assert st["best_per_layer"] < st["dense"]
 
 
+@pytest.mark.parametrize("extra", [["--regularizer", "slimming"], ["--regularizer", "polarization"],
+                                   ["--regularizer", "group_lasso"], ["--soft-filter", "0.5"]])
+def test_training_time_methods_by_name(tmp_path, capsys, extra):
+    out = tmp_path / "m"
+    assert main(["--json", "train", "--model", "har_cnn", "--epochs", "1", "--out", str(out)] + extra) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.0 <= res["test_accuracy"] <= 1.0
+    if extra[0] == "--regularizer":
+        assert res["test_accuracy"] > 0.3
+    else:  # soft filter pruning: the model is saved pruned, with its plan
+        assert (out / "plan.json").exists()
+        assert main(["--json", "profile", str(out), "--repeats", "2"]) == 0
+
+
 def test_bad_inputs_exit_2(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not an edgeprune model directory" in capsys.readouterr().err

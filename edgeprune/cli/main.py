@@ -34,11 +34,41 @@ def cmd_train(a) -> int:
     task = _task(a)
     kwargs = {"num_classes": task.num_classes}
     model = create_model(a.model, **kwargs)
-    train(model, task.train, task.val, TrainConfig(epochs=a.epochs, lr=a.lr, seed=a.seed))
+    hooks = _training_method(a, model, task)
+    # soft filter pruning zeroes filters every epoch; the best-validation checkpoint could predate that
+    cfg = TrainConfig(epochs=a.epochs, lr=a.lr, seed=a.seed, keep_best=a.soft_filter is None)
+    train(model, task.train, task.val, cfg, **hooks.get("train", {}))
+    plan = None
+    if "finalize" in hooks:
+        result = hooks["finalize"]()
+        model, plan = result.model, result.plan
     acc = evaluate(model, task.test)
-    save_model(model, a.out, a.model, kwargs, meta={"data": a.data, "test_accuracy": acc})
+    save_model(model, a.out, a.model, kwargs, plan=plan,
+               meta={"data": a.data, "test_accuracy": acc, "regularizer": a.regularizer, "soft_filter": a.soft_filter})
     print(json.dumps({"test_accuracy": acc, "out": str(a.out)}) if a.json else f"test accuracy {acc:.4f}; saved to {a.out}")
     return 0
+
+
+def _training_method(a, model, task) -> dict:
+    """Training-time pruning methods by name: a loss penalty (slimming, polarization,
+    group_lasso) or soft filter pruning (zeroing every epoch, removal at the end)."""
+    from edgeprune.methods import GroupLasso, NetworkSlimming, Polarization, SoftFilterPruning
+
+    if a.regularizer and a.soft_filter is not None:
+        raise ConfigError("choose --regularizer or --soft-filter, not both")
+    if a.regularizer == "slimming":
+        reg = NetworkSlimming(a.strength)
+        return {"train": {"penalty": reg.penalty}}
+    if a.regularizer == "polarization":
+        reg = Polarization(a.strength)
+        return {"train": {"penalty": reg.penalty, "on_step": lambda m, s: reg.clamp_(m)}}
+    if a.regularizer == "group_lasso":
+        reg = GroupLasso(a.strength)
+        return {"train": {"penalty": reg.penalty}}
+    if a.soft_filter is not None:
+        sfp = SoftFilterPruning(model, torch.randn(1, *task.input_shape), prune_ratio=a.soft_filter)
+        return {"train": {"on_epoch": lambda m, e: sfp.step()}, "finalize": sfp.finalize}
+    return {}
 
 
 def cmd_prune(a) -> int:
@@ -170,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=10)
     s.add_argument("--lr", type=float, default=2e-3)
     s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--regularizer", choices=["slimming", "polarization", "group_lasso"],
+                   help="sparsity-inducing penalty during training (then prune with --criterion bn_scale or l2)")
+    s.add_argument("--strength", type=float, default=1e-4, help="weight of the penalty")
+    s.add_argument("--soft-filter", type=float, metavar="RATIO",
+                   help="soft filter pruning: zero RATIO of each layer's filters every epoch, remove them at the end")
     _add_data(s)
     s.set_defaults(fn=cmd_train)
 

@@ -16,7 +16,7 @@ from edgeprune.graph.coupling import ChannelGroup
 
 @register_criterion("fpgm")
 def fpgm(group: ChannelGroup, ctx: ScoringContext) -> torch.Tensor:
-    producers = {s[1] for s in group.param_slots if s[2] == 0 and ctx.tensors[s[1]].ndim >= 2}
+    producers = {s[1] for s in group.param_slots if s[2] == 0 and s[1] in ctx.tensors and ctx.tensors[s[1]].ndim >= 2}
     if not producers:  # no filters (a group of norms only): fall back to magnitude
         return l2(group, ctx)
     score = torch.zeros(len(group))

@@ -13,7 +13,7 @@ from edgeprune.graph.coupling import ChannelGroup
 
 def _norm(group: ChannelGroup, ctx: ScoringContext, p: int) -> torch.Tensor:
     params = {n for n, t in ctx.tensors.items() if isinstance(t, torch.nn.Parameter)}
-    filters = {s[1] for s in group.param_slots if s[2] == 0 and ctx.tensors[s[1]].ndim >= 2}
+    filters = {s[1] for s in group.param_slots if s[2] == 0 and s[1] in ctx.tensors and ctx.tensors[s[1]].ndim >= 2}
     score = torch.zeros(len(group))
     for slot, stat in per_unit(group, ctx.tensors, "abs_sum" if p == 1 else "sq_sum", only_params=params):
         if filters and (slot[1] not in filters or slot[2] != 0):
