@@ -5,18 +5,20 @@ from __future__ import annotations
 from torch import nn
 
 from edgeprune.errors import ConfigError
-from edgeprune.sparse import (SparseMasks, cubic_sparsity, global_magnitude, lamp_masks, layer_magnitude, nm_masks,
-                              prunable_weights, storage_report, wanda_masks)
+from edgeprune.sparse import (SparseMasks, cubic_sparsity, global_magnitude, iterative_magnitude, lamp_masks,
+                              layer_magnitude, nm_masks, prunable_weights, storage_report, wanda_masks)
 from edgeprune.training import TrainConfig, train
 
-SPARSE_METHODS = ("magnitude", "layer_magnitude", "lamp", "nm", "wanda", "gmp")
+SPARSE_METHODS = ("magnitude", "layer_magnitude", "lamp", "nm", "wanda", "gmp", "iterative")
 
 
 def sparsify(model: nn.Module, method: str, sparsity: float, task=None, finetune_epochs: int = 0,
-             n: int = 2, m: int = 4, lr: float = 1e-3, seed: int = 0, skip: tuple[str, ...] = ()) -> tuple[SparseMasks, dict]:
+             n: int = 2, m: int = 4, lr: float = 1e-3, seed: int = 0, skip: tuple[str, ...] = (),
+             rounds: int = 3) -> tuple[SparseMasks, dict]:
     """Mask `model` in place by `method`; fine-tune with the masks held when `task` and epochs
-    are given (`gmp` prunes gradually over the first two thirds of them). Returns the masks and
-    a report (sparsity, storage in bytes for int8 values)."""
+    are given (`gmp` prunes gradually over the first two thirds of them; `iterative` runs
+    `rounds` prune-retrain rounds of `finetune_epochs` each). Returns the masks and a report
+    (sparsity, storage in bytes for int8 values)."""
     if method not in SPARSE_METHODS:
         raise ConfigError(f"unknown sparsity method {method!r}; choose one of {SPARSE_METHODS}")
     if not 0.0 <= sparsity < 1.0:
@@ -25,7 +27,13 @@ def sparsify(model: nn.Module, method: str, sparsity: float, task=None, finetune
               "layer_magnitude": lambda mod, s: layer_magnitude(mod, s, skip),
               "lamp": lambda mod, s: lamp_masks(mod, s, skip),
               "gmp": lambda mod, s: layer_magnitude(mod, s, skip)}
-    if method == "gmp":
+    if method == "iterative":
+        def retrain(mod, masks):
+            if task is not None and finetune_epochs > 0:
+                train(mod, task.train, task.val, TrainConfig(epochs=finetune_epochs, lr=lr, seed=seed, keep_best=False),
+                      on_step=lambda mm, step: masks.apply_(mm))
+        masks = iterative_magnitude(model, sparsity, rounds, retrain, skip=skip)
+    elif method == "gmp":
         if task is None or finetune_epochs < 1:
             raise ConfigError("gmp prunes while training: give data and finetune_epochs >= 1")
         end = max(1, (2 * finetune_epochs * len(task.train)) // 3)

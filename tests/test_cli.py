@@ -47,7 +47,7 @@ def test_retraining_free_recovery(trained, tmp_path, capsys):
     assert res["accuracy"]["recovered"] > res["accuracy"]["pruned"] + 0.2
 
 
-@pytest.mark.parametrize("method", ["magnitude", "lamp", "nm", "wanda"])
+@pytest.mark.parametrize("method", ["magnitude", "lamp", "nm", "wanda", "iterative"])
 def test_sparsify_by_name(trained, tmp_path, capsys, method):
     out = tmp_path / method
     assert main(["--json", "sparsify", str(trained), "--method", method, "--sparsity", "0.8", "--out", str(out)]) == 0

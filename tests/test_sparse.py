@@ -139,3 +139,23 @@ def test_dpf_gradient_reaches_pruned_weights_and_revives_them():
         opt.step()
     masks = dpf.finalize(lin)
     assert masks.masks["weight"][0, 0] and lin.weight[0, 0] > 1.0  # revived and kept
+
+
+def test_iterative_magnitude_prunes_monotonically_and_retrains_between_rounds():
+    from edgeprune.sparse import iterative_magnitude
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 2))
+    history = []
+
+    def retrain(model, masks):
+        history.append({k: v.clone() for k, v in masks.masks.items()})
+        with torch.no_grad():  # a "retraining" that moves every weight, pruned ones included
+            for p in model.parameters():
+                p.add_(0.01)
+    masks = iterative_magnitude(m, 0.875, rounds=3, retrain=retrain)
+    assert [round(1 - float(torch.cat([v.flatten() for v in h.values()]).float().mean()), 2) for h in history] == \
+        [0.5, 0.75, 0.88]
+    for before, after in zip(history, history[1:]):  # once pruned, always pruned
+        assert all((~before[k] & after[k]).sum() == 0 for k in before)
+    assert masks.sparsity() == pytest.approx(0.875, abs=0.01)
+    assert (m[0].weight == 0).float().mean() > 0  # the masks hold after the last retraining

@@ -111,7 +111,8 @@ def cmd_sparsify(a) -> int:
     model, info = load_model(a.model)
     task = _task(a)
     before = evaluate(model, task.test)
-    masks, report = sparsify(model, a.method, a.sparsity, task, a.finetune_epochs, a.n, a.m, a.lr, a.seed)
+    masks, report = sparsify(model, a.method, a.sparsity, task, a.finetune_epochs, a.n, a.m, a.lr, a.seed,
+                             rounds=a.rounds)
     report["accuracy"] = {"before": before, "after": evaluate(model, task.test)}
     plan_dir = Path(a.model)
     from edgeprune.surgery.plan import PrunePlan
@@ -233,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sparsify", help="unstructured or N:M sparsity by method name, fine-tuned with masks held")
     s.add_argument("model", type=Path)
     s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--method", default="magnitude", choices=["magnitude", "layer_magnitude", "lamp", "nm", "wanda", "gmp"])
+    s.add_argument("--method", default="magnitude",
+                   choices=["magnitude", "layer_magnitude", "lamp", "nm", "wanda", "gmp", "iterative"])
+    s.add_argument("--rounds", type=int, default=3, help="prune-retrain rounds of the iterative method")
     s.add_argument("--sparsity", type=float, default=0.9)
     s.add_argument("--n", type=int, default=2, help="N of N:M")
     s.add_argument("--m", type=int, default=4, help="M of N:M")
