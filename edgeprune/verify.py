@@ -87,12 +87,20 @@ class _Masker(_Recorder):
         self.ref, self.removed = graph, removed
 
     def _params_of(self, module: nn.Module) -> dict[str, dict[int, np.ndarray]]:
-        prefix = self.module_names.get(id(module), "")
-        prefix = prefix + "." if prefix else ""
-        out: dict[str, dict[int, np.ndarray]] = {}
-        for slot, idx in self.removed.items():
-            if slot[0] == "p" and slot[1].startswith(prefix):
-                out.setdefault(slot[1][len(prefix):], {})[slot[2]] = idx
+        """Removed indices of the module's own tensors, by local name (indexed once)."""
+        if not hasattr(self, "_by_owner"):
+            self._by_owner: dict[str, dict[str, dict[int, np.ndarray]]] = {}
+            for slot, idx in self.removed.items():
+                if slot[0] == "p":
+                    owner, _, local = slot[1].rpartition(".")
+                    self._by_owner.setdefault(owner, {}).setdefault(local, {})[slot[2]] = idx
+        name = self.module_names.get(id(module), "")
+        out = dict(self._by_owner.get(name, {}))
+        prefix = name + "." if name else ""
+        for owner, tensors in self._by_owner.items():  # tensors of submodules (MHA's out_proj)
+            if owner.startswith(prefix) and owner != name and prefix:
+                for local, dims in tensors.items():
+                    out[f"{owner[len(prefix):]}.{local}"] = dims
         return out
 
     def _node_removed(self, v: Value) -> dict[int, np.ndarray]:

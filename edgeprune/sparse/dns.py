@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgeprune.sparse.masks import SparseMasks, prunable_weights
+from edgeprune.sparse.masks import SparseMasks, prunable_weights, restore_dense
 
 
 class DynamicNetworkSurgery:
@@ -39,17 +39,10 @@ class DynamicNetworkSurgery:
             self.masks.masks[name] = torch.where(mag < a, torch.zeros_like(old), torch.where(mag > b, torch.ones_like(old), old))
         return self.masks
 
-    @torch.no_grad()
     def forward_weights(self, model: nn.Module) -> None:
-        params = dict(model.named_parameters())
-        for name, m in self.masks.masks.items():
-            self._dense[name] = params[name].detach().clone()
-            params[name].mul_(m.to(params[name].dtype))
+        self._dense = self.masks.apply_keeping_dense(model)
 
-    @torch.no_grad()
     def restore(self, model: nn.Module) -> None:
         """Dense weights back (their gradient, from the masked forward, stays in .grad)."""
-        params = dict(model.named_parameters())
-        for name, dense in self._dense.items():
-            params[name].copy_(dense)
+        restore_dense(model, self._dense)
         self._dense = {}

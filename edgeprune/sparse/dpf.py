@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgeprune.sparse.masks import SparseMasks, global_magnitude, prunable_weights
+from edgeprune.sparse.masks import SparseMasks, global_magnitude, restore_dense
 from edgeprune.sparse.schedules import cubic_sparsity
 
 
@@ -28,17 +28,11 @@ class DynamicPruningFeedback:
     def before_forward(self, model: nn.Module, step: int) -> None:
         if step % self.every == 0 or not self.masks.masks:
             self.masks = global_magnitude(model, cubic_sparsity(min(step, self.end), self.final, 0, self.end), self.skip)
-        params = dict(model.named_parameters())
-        for name in prunable_weights(model, self.skip):
-            self._dense[name] = params[name].detach().clone()
-        self.masks.apply_(model)
+        self._dense = self.masks.apply_keeping_dense(model)
 
-    @torch.no_grad()
     def after_backward(self, model: nn.Module) -> None:
         """Dense weights back: the optimiser applies the sparse model's gradient to them."""
-        params = dict(model.named_parameters())
-        for name, dense in self._dense.items():
-            params[name].copy_(dense)
+        restore_dense(model, self._dense)
         self._dense = {}
 
     @torch.no_grad()

@@ -31,6 +31,16 @@ class SparseMasks:
             params[name].mul_(m.to(params[name].dtype))
         return model
 
+    @torch.no_grad()
+    def apply_keeping_dense(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """Mask the weights for a forward/backward pass and return the dense ones, to be put
+        back with `restore_dense` before the optimiser step (DNS, DPF: the sparse model's
+        gradient updates the dense weights)."""
+        params = dict(model.named_parameters())
+        dense = {name: params[name].detach().clone() for name in self.masks}
+        self.apply_(model)
+        return dense
+
     def sparsity(self) -> float:
         total = sum(m.numel() for m in self.masks.values())
         return 1.0 - sum(int(m.sum()) for m in self.masks.values()) / max(total, 1)
@@ -58,3 +68,10 @@ def layer_magnitude(model: nn.Module, sparsity: float, skip: tuple[str, ...] = (
     """The same fraction removed in every layer."""
     return SparseMasks({n: w.detach().abs() > _kth_threshold(w.detach().abs(), sparsity)
                         for n, w in prunable_weights(model, skip).items()})
+
+
+@torch.no_grad()
+def restore_dense(model: nn.Module, dense: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    for name, t in dense.items():
+        params[name].copy_(t)
