@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 import edgeprune as ep
+from edgeprune.benchmarks import mean_spread, write_doc
 from edgeprune.data import load_hapt
 from edgeprune.recovery import bn_recalibrate, reconstruct
 from edgeprune.training import TrainConfig, evaluate, train
@@ -79,7 +80,7 @@ def run(out: str | Path = "docs/recovery.md", seeds=(0, 1, 2), calibration: int 
                                 for s in seeds]
             rows.append(row)
             print(row, file=sys.stderr, flush=True)
-    ms = lambda v: f"{100 * statistics.mean(v):.1f} ± {100 * statistics.pstdev(v):.1f}"  # noqa: E731
+    ms = mean_spread
     lines = ["# Retraining-free recovery on HAPT", "",
              "Command: `python -m edgeprune.benchmarks.recovery` "
              f"({time.time() - t0:.0f} s on a 2-core machine). Dense har_cnn: {100 * base:.1f} % on users 22-30 "
@@ -97,9 +98,7 @@ def run(out: str | Path = "docs/recovery.md", seeds=(0, 1, 2), calibration: int 
               "input channels by ridge regression onto the original layer's outputs (convolutions unfolded into "
               "patches), in forward order, re-calibrating batch norms between layers. CLI: "
               "`edgeprune prune MODEL --keep-macs 0.25 --recover reconstruct --calibration 1000`."]
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_doc(out, lines)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgeprune.benchmarks import mean_spread, write_doc
 from edgeprune.data import load_hapt
 from edgeprune.sparse import SparseMasks, cubic_sparsity, global_magnitude, lamp_masks, layer_magnitude, prunable_weights
 from edgeprune.training import TrainConfig, evaluate, train
@@ -97,7 +98,7 @@ def run(out: str | Path = "docs/unstructured.md", seeds=(0, 1, 2)) -> None:
             accs.append(evaluate(model, loaders[2]))
         rows.append((name, accs, sp))
         print(name, accs, sp, file=sys.stderr, flush=True)
-    ms = lambda v: f"{100 * statistics.mean(v):.1f} ± {100 * statistics.pstdev(v):.1f}"  # noqa: E731
+    ms = mean_spread
     lines = ["# Unstructured pruning to 99 % sparsity on HAPT", "",
              f"Command: `python -m edgeprune.benchmarks.unstructured` ({time.time() - t0:.0f} s on a 2-core machine). "
              f"Dense har_cnn: {100 * base:.1f} % on users 22-30. {int(SPARSITY * 100)} % of conv/linear weights removed, "
@@ -106,9 +107,7 @@ def run(out: str | Path = "docs/unstructured.md", seeds=(0, 1, 2)) -> None:
     for name, accs, sp in rows:
         lines.append(f"| {name} | {ms(accs)} | {100 * statistics.mean(sp):.2f} |")
     lines += ["", "Goal (issue 5): at least 90 % at 99 % sparsity with 6 fine-tuning epochs."]
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_doc(out, lines)
 
 
 if __name__ == "__main__":

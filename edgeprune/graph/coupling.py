@@ -203,12 +203,9 @@ class Coupler(CouplingContext):
                 flat = np.arange(int(np.prod([src.shape[d] for d in s_dims])))
                 self.link(self.value(src, cs), _digit(flat, src.shape, s_dims, cs),
                           self.value(dst, cd), _digit(flat, dst.shape, d_dims, cd))
-        for node, mentioned in deferred:
-            self._close_node_with(node, by_node[id(node)])
-
-    def _close_node_with(self, node: OpNode, mentioned: set) -> None:
-        self.mentioned = mentioned
-        self._close_node(node)
+        for node, _ in deferred:
+            self.mentioned = by_node[id(node)]
+            self._close_node(node)
 
     # components -----------------------------------------------------------
     def groups(self, graph: OpGraph) -> tuple[list[ChannelGroup], list[str]]:

@@ -16,16 +16,14 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from edgeprune.graph.trace import _call
+
 
 @dataclass
 class LayerPruneResult:
     model: nn.Module
     removed: list[str]
     scores: dict[str, float]
-
-
-def _call(model, x):
-    return model(**x) if isinstance(x, dict) else (model(*x) if isinstance(x, (tuple, list)) else model(x))
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edgeprune.graph.coupling import build_groups
-from edgeprune.graph.trace import trace
+from edgeprune.graph.trace import _call, trace
 from edgeprune.surgery.apply import apply_plan
 from edgeprune.surgery.plan import PrunePlan
 
@@ -80,8 +80,5 @@ def merge_redundant(model: nn.Module, example_inputs: Any, bins: int | None = No
         removed[g.index] = dups
     plan = PrunePlan.from_groups(groups, removed, tensors)
     merged_model = apply_plan(work, plan)
-    def call(m):
-        x = example_inputs
-        return m(**x) if isinstance(x, dict) else (m(*x) if isinstance(x, (tuple, list)) else m(x))
-    err = float((call(merged_model) - call(model.eval())).abs().max())
+    err = float((_call(merged_model, example_inputs) - _call(model.eval(), example_inputs)).abs().max())
     return MergeResult(merged_model, plan, sum(len(v) for v in removed.values()), err)

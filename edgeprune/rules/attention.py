@@ -17,7 +17,7 @@ from edgeprune.rules.base import LayerRule, register_rule, silenced_copy
 class MultiheadAttentionRule(LayerRule):
     def couple(self, ctx, node, prefix):
         m = node.module
-        if not m._qkv_same_embed_dim or node.kwargs.get("attn_mask") is not None and False:
+        if not m._qkv_same_embed_dim:
             return  # separate k/v widths: left whole (blocked)
         E, H = m.embed_dim, m.num_heads
         hd = E // H

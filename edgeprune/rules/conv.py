@@ -78,7 +78,7 @@ def _functional_conv(spatial: int, transposed: bool):
     def rule(ctx: CouplingContext, node: OpNode) -> None:
         x, w = node.inputs[0], node.arg(1, "weight").value
         b = node.arg(2, "bias")
-        groups = node.arg(6 if transposed else 6, "groups", 1) if not transposed else node.arg(6, "groups", 1)
+        groups = node.arg(6, "groups", 1)  # 7th argument of conv and conv_transpose alike
         couple_conv(ctx, x, node.outputs[0], lambda d: ctx.value(w, d),
                     (lambda d: ctx.value(b.value, d)) if b is not None else None, groups, spatial, transposed)
     return rule
