@@ -47,7 +47,15 @@ def load_model(directory: str | Path) -> tuple[nn.Module, dict]:
         raise ConfigError(f"{directory} is not an edgeprune model directory (no model.json).\n"
                           "help: create one with `edgeprune train` or edgeprune.store.save_model")
     info = json.loads(info_path.read_text())
-    model = create_model(info["arch"], **info.get("kwargs", {}))
+    kwargs = dict(info.get("kwargs", {}))
+    fbs = kwargs.pop("fbs_density", None)
+    model = create_model(info["arch"], **kwargs)
+    if fbs is not None:  # dynamic channel gates wrap the convolutions
+        from edgeprune.methods.fbs import add_fbs
+        add_fbs(model, fbs)
+    for name in info.get("meta", {}).get("removed_blocks", []):  # layer pruning
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, nn.Identity())
     if (directory / "plan.json").exists():
         apply_plan(model, PrunePlan.load(directory / "plan.json"))
     model.load_state_dict(load_file(directory / "weights.safetensors"))

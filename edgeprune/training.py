@@ -69,10 +69,14 @@ def distillation_loss(student_logits, teacher_logits, labels, alpha: float, temp
 def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig | None = None,
           teacher: nn.Module | None = None, on_step: Callable[[nn.Module, int], None] | None = None,
           penalty: Callable[[nn.Module], torch.Tensor] | None = None,
-          on_epoch: Callable[[nn.Module, int], None] | None = None) -> TrainHistory:
+          on_epoch: Callable[[nn.Module, int], None] | None = None,
+          before_forward: Callable[[nn.Module, int], None] | None = None,
+          after_backward: Callable[[nn.Module], None] | None = None) -> TrainHistory:
     """Train `model` in place. With `teacher` and distill_alpha > 0, distil from it.
     `penalty(model)` is added to the loss (regularizers); `on_step(model, step)` runs after
-    every optimiser step (sparse masks, clamps); `on_epoch(model, epoch)` after every epoch."""
+    every optimiser step (sparse masks, clamps); `on_epoch(model, epoch)` after every epoch;
+    `before_forward(model, step)` / `after_backward(model)` bracket each step's forward and
+    backward (methods that run a masked model but update dense weights: DNS, DPF)."""
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
     if config.distill_alpha > 0 and teacher is None:
@@ -95,6 +99,8 @@ def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig |
         total, n = 0.0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not show)
         for x, y in bar:
+            if before_forward is not None:
+                before_forward(model, global_step)
             out = model(x)
             if teacher is not None and config.distill_alpha > 0:
                 with torch.no_grad():
@@ -106,6 +112,8 @@ def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig |
                 loss = loss + penalty(model)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if after_backward is not None:
+                after_backward(model)
             opt.step()
             sched.step()
             global_step += 1

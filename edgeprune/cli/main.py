@@ -34,6 +34,13 @@ def cmd_train(a) -> int:
     task = _task(a)
     kwargs = {"num_classes": task.num_classes}
     model = create_model(a.model, **kwargs)
+    if a.target_macs is not None or a.target_params is not None:
+        return _train_to_rate(a, model, task, kwargs)
+    meta_extra = {}
+    if a.fbs is not None:
+        from edgeprune.methods import add_fbs
+        add_fbs(model, a.fbs)
+        kwargs["fbs_density"] = a.fbs
     hooks = _training_method(a, model, task)
     # soft filter pruning zeroes filters every epoch; the best-validation checkpoint could predate that
     cfg = TrainConfig(epochs=a.epochs, lr=a.lr, seed=a.seed, keep_best=a.soft_filter is None)
@@ -43,9 +50,45 @@ def cmd_train(a) -> int:
         result = hooks["finalize"]()
         model, plan = result.model, result.plan
     acc = evaluate(model, task.test)
+    if a.fbs is not None:
+        from edgeprune.methods import dynamic_macs
+        used, dense = dynamic_macs(model, torch.cat([x for x, _ in task.test]))
+        meta_extra = {"fbs_macs_per_input": {"mean": float(used.mean()), "min": float(used.min()),
+                                             "max": float(used.max()), "dense": dense}}
+        if not a.json:
+            print(f"FBS: gated convolutions need {float(used.mean()):.0f} MACs per input on average "
+                  f"(min {float(used.min()):.0f}, max {float(used.max()):.0f}) of {dense} dense")
     save_model(model, a.out, a.model, kwargs, plan=plan,
-               meta={"data": a.data, "test_accuracy": acc, "regularizer": a.regularizer, "soft_filter": a.soft_filter})
-    print(json.dumps({"test_accuracy": acc, "out": str(a.out)}) if a.json else f"test accuracy {acc:.4f}; saved to {a.out}")
+               meta={"data": a.data, "test_accuracy": acc, "regularizer": a.regularizer, "soft_filter": a.soft_filter,
+                     **meta_extra})
+    print(json.dumps({"test_accuracy": acc, "out": str(a.out), **meta_extra}) if a.json
+          else f"test accuracy {acc:.4f}; saved to {a.out}")
+    return 0
+
+
+def _train_to_rate(a, model, task, kwargs) -> int:
+    """Taylor importance + channel reallocation: one run from scratch to the requested rate."""
+    from edgeprune.methods import TaylorReallocationConfig, train_to_rate
+    from edgeprune.store import save_model
+    from edgeprune.training import TrainConfig, evaluate
+
+    if a.target_macs is not None and a.target_params is not None:
+        raise ConfigError("give --target-macs or --target-params, not both")
+    key, target = ("macs", a.target_macs) if a.target_macs is not None else ("params", a.target_params)
+    x = torch.randn(1, *task.input_shape)
+    small, tr = train_to_rate(model, task.train, task.val, x, TrainConfig(epochs=a.epochs, lr=a.lr, seed=a.seed),
+                              TaylorReallocationConfig(target=target, key=key))
+    acc = evaluate(small, task.test)
+    info = {"test_accuracy": acc, "requested": target, "achieved": tr.achieved, "key": key,
+            "widths": tr.log.widths[-1], "units_revived": tr.log.revived, "out": str(a.out)}
+    save_model(small, a.out, a.model, kwargs, plan=tr.result.plan, meta={"data": a.data, **info})
+    if a.json:
+        print(json.dumps(info))
+    else:
+        print(f"kept {key}: requested {target:.4f}, achieved {tr.achieved:.4f} (one unit is at most "
+              f"{tr.unit_cost():.4f}); widths {tr.log.widths[-1]} of {tr.space.sizes}")
+        print(tr.result.verification)
+        print(f"test accuracy {acc:.4f}; saved to {a.out}")
     return 0
 
 
@@ -73,7 +116,6 @@ def _training_method(a, model, task) -> dict:
 
 def cmd_prune(a) -> int:
     from edgeprune.api import PruneConfig
-    from edgeprune.report_table import before_after_table
     from edgeprune.store import load_model, save_model
     from edgeprune.training import TrainConfig
     from edgeprune.workflow import prune_and_recover
@@ -82,6 +124,8 @@ def cmd_prune(a) -> int:
     if (Path(a.model) / "plan.json").exists():
         raise ConfigError(f"{a.model} is already pruned; prune its dense parent, or use `steps` for iterative pruning")
     task = _task(a)
+    if a.method != "criterion":
+        return _prune_by_method(a, model, info, task)
     config = PruneConfig(criterion=a.criterion, prune_ratio=a.ratio, keep_macs=a.keep_macs, keep_params=a.keep_params,
                          scope=a.scope, round_to=a.round_to, min_channels=a.min_channels, ignore=tuple(a.ignore),
                          steps=a.steps, seed=a.seed)
@@ -90,17 +134,71 @@ def cmd_prune(a) -> int:
     result, acc = prune_and_recover(model, task, config, ft, recovery=recovery, calibration=a.calibration)
     save_model(result.model, a.out, info["arch"], info.get("kwargs"), plan=result.plan,
                meta={"data": a.data, "accuracy": acc, "parent": str(a.model)})
+    _print_prune(a, result, acc)
+    return 0
+
+
+def _prune_by_method(a, model, info, task) -> int:
+    """Width search (amc, abc, dsa) for a MACs/params budget, RED merging, or layer removal."""
+    from edgeprune.store import save_model
+    from edgeprune.training import TrainConfig, evaluate, train
+
+    ft = TrainConfig(epochs=a.finetune_epochs, lr=a.lr, seed=a.seed)
+    x = torch.randn(1, *task.input_shape)
+    if a.method in ("amc", "abc", "dsa"):
+        from edgeprune.search.run import SearchOptions, search_prune
+        if a.keep_params is not None and a.keep_macs is not None:
+            raise ConfigError("give --keep-macs or --keep-params, not both")
+        key, target = ("params", a.keep_params) if a.keep_params is not None else ("macs", a.keep_macs or 0.5)
+        opts = SearchOptions(episodes=a.episodes, warmup=min(a.episodes // 3, 100), cycles=a.cycles)
+        result, acc, details = search_prune(model, task, a.method, target, key, ft, opts, a.seed)
+    else:
+        from edgeprune.api import PruneResult
+        from edgeprune.metrics import measure
+        from edgeprune.surgery.plan import PrunePlan
+
+        before = evaluate(model, task.test)
+        if a.method == "red":
+            from edgeprune.methods import merge_redundant
+            merged = merge_redundant(model, x, bins=a.bins)
+            new, plan, details = merged.model, merged.plan, {"merged_channels": merged.merged,
+                                                             "max_abs_change": merged.max_abs_error}
+        else:
+            from edgeprune.methods import prune_layers
+            from edgeprune.workflow import calibration_batches
+            res = prune_layers(model, calibration_batches(task, a.calibration), a.blocks, x)
+            if not res.removed:
+                raise ConfigError(f"{info['arch']} has no block whose output has its input's shape; layer pruning "
+                                  "removes residual blocks (try resnet1d, resnet8 or resnet20)")
+            new, plan, details = res.model, None, {"removed_blocks": res.removed}
+        result = PruneResult(new, plan or PrunePlan(), measure(model, x), measure(new, x), None, "")
+        acc = {"before": before, "pruned": evaluate(result.model, task.test)}
+        if ft.epochs > 0:
+            train(result.model, task.train, task.val, ft)
+            acc["recovered"] = evaluate(result.model, task.test)
+    save_model(result.model, a.out, info["arch"], info.get("kwargs"), plan=None if result.plan.is_empty else result.plan,
+               meta={"data": a.data, "accuracy": acc, "method": a.method, "parent": str(a.model), **details})
+    _print_prune(a, result, acc, details)
+    return 0
+
+
+def _print_prune(a, result, acc, details=None) -> None:
+    from edgeprune.report_table import before_after_table
     from edgeprune.report import widths_svg
+
     (Path(a.out) / "widths.svg").write_text(widths_svg(result.plan))
     if a.json:
         print(json.dumps({"accuracy": acc, "before": result.before.to_dict(), "after": result.after.to_dict(),
-                          "verification_error": result.verification.max_abs_error if result.verification else None}))
+                          "verification_error": result.verification.max_abs_error if result.verification else None,
+                          **({"details": details} if details else {})}))
     else:
-        extra = [("test accuracy", acc["before"], acc.get("recovered", acc["pruned"]), "pct")]
+        extra = [("test accuracy", acc["before"], acc.get("recovered", acc.get("pruned", acc.get("searched"))), "pct")]
         print(before_after_table(result.before, result.after, extra))
-        print(result.verification)
+        if details:
+            print(", ".join(f"{k}: {v}" for k, v in details.items() if k != "keep"))
+        if result.verification is not None:
+            print(result.verification)
         print(f"saved to {a.out} (per-layer widths: {a.out}/widths.svg)")
-    return 0
 
 
 def cmd_sparsify(a) -> int:
@@ -206,13 +304,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strength", type=float, default=1e-4, help="weight of the penalty")
     s.add_argument("--soft-filter", type=float, metavar="RATIO",
                    help="soft filter pruning: zero RATIO of each layer's filters every epoch, remove them at the end")
+    s.add_argument("--target-macs", type=float, metavar="KEEP",
+                   help="train to KEEP of the MACs in one run (Taylor importance + channel reallocation, Qi et al.)")
+    s.add_argument("--target-params", type=float, metavar="KEEP", help="same, for a parameter budget")
+    s.add_argument("--fbs", type=float, metavar="DENSITY",
+                   help="feature boosting and suppression: gate each conv+BN, DENSITY of its channels run per input")
     _add_data(s)
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("prune", help="prune a trained model, fine-tune, verify")
     s.add_argument("model", type=Path, help="model directory (from `edgeprune train`)")
     s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--method", default="criterion", choices=["criterion", "amc", "abc", "dsa", "red", "layers"],
+                   help="criterion: rank by --criterion; amc/abc/dsa: search per-layer widths for --keep-macs or "
+                        "--keep-params; red: merge redundant channels without data; layers: drop --blocks blocks")
     s.add_argument("--criterion", default="l1")
+    s.add_argument("--episodes", type=int, default=300, help="AMC episodes")
+    s.add_argument("--cycles", type=int, default=10, help="ABC cycles")
+    s.add_argument("--bins", type=int, help="RED: hash weights to this many levels (default: exact duplicates)")
+    s.add_argument("--blocks", type=int, default=1, help="layers: residual blocks to remove")
     s.add_argument("--ratio", type=float, default=0.5, help="fraction of channels removed per group")
     s.add_argument("--keep-macs", type=float, help="fraction of MACs to keep (overrides --ratio)")
     s.add_argument("--keep-params", type=float, help="fraction of parameters to keep")
@@ -235,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", type=Path)
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--method", default="magnitude",
-                   choices=["magnitude", "layer_magnitude", "lamp", "nm", "wanda", "gmp", "iterative"])
+                   choices=["magnitude", "layer_magnitude", "lamp", "nm", "wanda", "sparsegpt", "gmp", "iterative", "dns", "dpf"],
+                   help="sparsegpt prunes Linear layers only; gmp, dns and dpf prune while fine-tuning")
     s.add_argument("--rounds", type=int, default=3, help="prune-retrain rounds of the iterative method")
     s.add_argument("--sparsity", type=float, default=0.9)
     s.add_argument("--n", type=int, default=2, help="N of N:M")

@@ -32,6 +32,8 @@ class FBSConv(nn.Module):
         keep = torch.zeros_like(s, dtype=torch.bool).scatter_(1, s.topk(k, dim=1).indices, True)
         gate = s * keep
         self.last_active, self.last_saliency = keep & (s > 0), s
+        # input channels that are zero for a sample (suppressed upstream) need not be read either
+        self.last_input_active = x.detach().flatten(2).abs().sum(-1) > 0
         y = self.norm(self.conv(x))
         return y * gate.view(*gate.shape, *[1] * (y.ndim - 2))
 
@@ -49,7 +51,8 @@ def penalty(model: nn.Module, strength: float = 1e-8) -> torch.Tensor:
 @torch.no_grad()
 def dynamic_macs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Per input: MACs of the gated convolutions actually needed (only active output channels
-    are computed), and their dense MACs."""
+    are computed, and only from input channels that are not all zero, e.g. suppressed by the
+    previous gate), and their dense MACs."""
     shapes = {}
     hooks = [m.register_forward_hook(lambda mod, a, out: shapes.__setitem__(mod, out.shape))
              for m in model.modules() if isinstance(m, FBSConv)]
@@ -63,5 +66,25 @@ def dynamic_macs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
     for m, shape in shapes.items():
         full = m.dense_macs(shape)
         dense += full
-        used += full * m.last_active.float().mean(1)
+        in_frac = m.last_input_active.float().mean(1) if m.conv.groups == 1 else 1.0
+        used += full * m.last_active.float().mean(1) * in_frac
     return used, dense
+
+
+def add_fbs(model: nn.Module, density: float = 0.5) -> nn.Module:
+    """Gate, in place, every convolution followed by a batch norm inside an nn.Sequential:
+    the pair becomes one FBSConv (the norm moves inside, an Identity keeps the indices).
+    Returns `model`; raises when nothing could be gated."""
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"density is the fraction of channels computed per input, in (0, 1]; got {density}")
+    count = 0
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        items = list(seq._modules.items())
+        for (name, conv), (norm_name, norm) in zip(items, items[1:]):
+            if isinstance(conv, (nn.Conv1d, nn.Conv2d)) and isinstance(norm, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                seq._modules[name] = FBSConv(conv, norm, density)
+                seq._modules[norm_name] = nn.Identity()
+                count += 1
+    if count == 0:
+        raise ValueError(f"{type(model).__name__} has no conv + batch-norm pair inside an nn.Sequential to gate")
+    return model
