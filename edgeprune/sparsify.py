@@ -5,8 +5,21 @@ from __future__ import annotations
 from torch import nn
 
 from edgeprune.errors import ConfigError
-from edgeprune.sparse import (DynamicNetworkSurgery, DynamicPruningFeedback, SparseMasks, cubic_sparsity, sparsegpt, global_magnitude, iterative_magnitude, lamp_masks,
-                              layer_magnitude, nm_masks, prunable_weights, storage_report, wanda_masks)
+from edgeprune.sparse import (
+    DynamicNetworkSurgery,
+    DynamicPruningFeedback,
+    SparseMasks,
+    cubic_sparsity,
+    global_magnitude,
+    iterative_magnitude,
+    lamp_masks,
+    layer_magnitude,
+    nm_masks,
+    prunable_weights,
+    sparsegpt,
+    storage_report,
+    wanda_masks,
+)
 from edgeprune.training import TrainConfig, train
 
 SPARSE_METHODS = ("magnitude", "layer_magnitude", "lamp", "nm", "wanda", "sparsegpt", "gmp", "iterative", "dns", "dpf")

@@ -95,7 +95,12 @@ def _train_to_rate(a, model, task, kwargs) -> int:
 def _training_method(a, model, task) -> dict:
     """Training-time pruning methods by name: a loss penalty (slimming, polarization,
     group_lasso) or soft filter pruning (zeroing every epoch, removal at the end)."""
-    from edgeprune.methods import GroupLasso, NetworkSlimming, Polarization, SoftFilterPruning
+    from edgeprune.methods import (
+        GroupLasso,
+        NetworkSlimming,
+        Polarization,
+        SoftFilterPruning,
+    )
 
     if a.regularizer and a.soft_filter is not None:
         raise ConfigError("choose --regularizer or --soft-filter, not both")
@@ -183,8 +188,8 @@ def _prune_by_method(a, model, info, task) -> int:
 
 
 def _print_prune(a, result, acc, details=None) -> None:
-    from edgeprune.report_table import before_after_table
     from edgeprune.report import widths_svg
+    from edgeprune.report_table import before_after_table
 
     (Path(a.out) / "widths.svg").write_text(widths_svg(result.plan))
     if a.json:

@@ -203,7 +203,7 @@ class AMC:
 
     def _wall(self, t: int, keep: list[float], action: float) -> float:
         """Largest kept fraction for group t that leaves the budget reachable."""
-        n, lb = len(self.space), self.cfg.lbound
+        lb = self.cfg.lbound
         x = np.array(keep[:t] + [1.0] + [max(lb, 1 / s) for s in self.space.sizes[t + 1:]])
         hi = self.cost(x)
         x[t] = 0.0

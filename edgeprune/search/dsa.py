@@ -125,16 +125,17 @@ class DSA:
         """Move alpha along minus the cost gradient until the modelled cost meets `budget`."""
         a = self.alpha.detach().numpy().astype(float)
         lo_a = self.cfg.min_keep
-        if self.cost(a) <= budget * self.cost.c0:
+        fits = lambda v: self.cost(self.space.fractions(v)) <= budget * self.cost.c0  # noqa: E731
+        if fits(a):
             return
         g = self.cost.grad(a)
         g = g / max(abs(g).max(), 1e-12)
         lo, hi = 0.0, 1.0
-        while self.cost(np.clip(a - hi * g, lo_a, 1)) > budget * self.cost.c0 and hi < 1e3:
+        while not fits(np.clip(a - hi * g, lo_a, 1)) and hi < 1e3:
             hi *= 2
         for _ in range(50):
             mid = (lo + hi) / 2
-            if self.cost(np.clip(a - mid * g, lo_a, 1)) > budget * self.cost.c0:
+            if not fits(np.clip(a - mid * g, lo_a, 1)):
                 lo = mid
             else:
                 hi = mid

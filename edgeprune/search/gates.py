@@ -35,7 +35,7 @@ class ChannelGates:
                     producers[mname] = (m, g.slots[(kind, name, dim)])
             norms = {k: v for k, v in producers.items() if isinstance(v[0], _NORMS)}
             for mname, (m, index) in (norms or producers).items():
-                if isinstance(m, _NORMS) or isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+                if isinstance(m, (*_NORMS, nn.Linear, nn.modules.conv._ConvNd)):
                     self._handles.append(m.register_forward_hook(self._hook(gi, torch.as_tensor(index))))
         if not self._handles:
             raise ValueError("no gateable layer found (the groups' producers are not conv/linear/norm layers)")

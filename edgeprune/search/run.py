@@ -61,7 +61,7 @@ def search_prune(model: nn.Module, task, method: str, target: float, key: str = 
     if method == "amc":
         space = ChannelSpace(model, example, "l1")
         calib = calibration_batches(task, opts.calibration)
-        refit = lambda m, plan: reconstruct(model, m, plan, calib, samples=opts.calibration)  # noqa: E731
+        refit = lambda m, plan: reconstruct(model, m, plan, calib, samples=opts.calibration)
         cfg = AMCConfig(target=target, key=key, episodes=opts.episodes, warmup=opts.warmup, seed=seed,
                         progress=opts.progress)
         found = AMC(space, lambda m: evaluate(m, val), cfg, refit=refit).search()
@@ -97,7 +97,7 @@ def search_prune(model: nn.Module, task, method: str, target: float, key: str = 
         train(work, task.train, None, replace(base, epochs=opts.search_epochs, keep_best=False, progress=opts.progress),
               on_step=dsa.step)
         result = dsa.finalize()
-        info.update(keep=[float(a) for a in dsa.alpha])
+        info.update(keep=dsa.alpha.tolist())
     acc["searched"] = evaluate(result.model, task.test)
     if finetune is not None and finetune.epochs > 0:
         train(result.model, task.train, task.val, finetune)

@@ -203,18 +203,18 @@ def min_keep_vector(space: ChannelSpace, lower: float) -> list[float]:
 
 def scale_to_budget(space: ChannelSpace, keep: Sequence[float], key: str, target: float,
                     lower: float = 0.05) -> list[float]:
-    """Shrink `keep` towards `lower` by one common factor until the modelled cost is within
-    `target` (a kept fraction of the base cost). Returns `keep` unchanged when it fits."""
+    """Shrink `keep` towards `lower` by one common factor until the cost of the channel counts
+    it rounds to is within `target` (a kept fraction of the base cost). Unchanged if it fits."""
     cost = space.cost(key)
-    base = cost.c0
+    budget = target * cost.c0
     keep = np.asarray(keep, dtype=float)
-    if cost(keep) <= target * base:
+    if cost(space.fractions(keep)) <= budget:
         return keep.tolist()
     floor = np.asarray(min_keep_vector(space, lower))
     lo, hi = 0.0, 1.0  # t: keep = floor + t (keep - floor)
     for _ in range(40):
         mid = (lo + hi) / 2
-        if cost(floor + mid * (keep - floor)) <= target * base:
+        if cost(space.fractions(floor + mid * (keep - floor))) <= budget:
             lo = mid
         else:
             hi = mid
