@@ -12,7 +12,7 @@ LAYERS = [
     ["criteria", "selection", "metrics"],
     ["pruning"],
     ["api", "report_table", "report", "data", "zoo", "training"],
-    ["store", "workflow", "methods", "sparsify"],
+    ["store", "workflow", "methods", "sparsify", "search"],
     ["__init__"],
     ["cli", "sweep", "bench_engine", "benchmarks"],
 ]

@@ -121,7 +121,7 @@ def _torch_prune_unstructured(base, task, a, seed):
 
 
 STRUCTURED = {"L1 (Li et al.)": _criterion("l1"), "FPGM": _criterion("fpgm"), "Taylor": _criterion("taylor"),
-              "APoZ": _criterion("apoz"), "HRank": _criterion("hrank"), "AMC (DDPG)": _search("amc"), "ABCPruner": _search("abc"),
+              "APoZ": _criterion("apoz"), "AMC (DDPG)": _search("amc"), "ABCPruner": _search("abc"),
               "DSA": _search("dsa"), "Taylor reallocation (one run)": _taylor_reallocation,
               "Torch-Pruning 1.x, L1": _torch_pruning, "scratch (L1 architecture)": _scratch}
 UNSTRUCTURED = {"torch.nn.utils.prune global L1": _torch_prune_unstructured, "global magnitude": _sparse("magnitude"),
@@ -174,8 +174,6 @@ def run(a) -> list[dict]:
     methods = {**({} if a.skip_structured else STRUCTURED), **({} if a.skip_unstructured else UNSTRUCTURED)}
     if a.methods:
         methods = {k: v for k, v in methods.items() if any(m.lower() in k.lower() for m in a.methods)}
-    if len(task.input_shape) < 3:
-        methods.pop("HRank", None)  # ranks of 2-D feature maps only
     try:
         import torch_pruning  # noqa: F401
     except ImportError:

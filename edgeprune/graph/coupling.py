@@ -184,25 +184,35 @@ class Coupler(CouplingContext):
             return
         comp, blocked, has_param = self._dim_flags()
 
-        def score(v: Value, d: int) -> tuple:
+        def score(v: Value, d: int, inferred: set[int] = frozenset()) -> tuple:
             slot = ("p", v.param, d) if v.param else ("v", v.id, d)
             c = comp.get(slot)
             free = c is None or not blocked[c]
-            return (free, c is not None and bool(has_param[c]), v.shape[d], -d)
+            # a size the code asked to infer (-1) is the one it lets vary: (-1, head_size) splits heads
+            return (free, d in inferred, c is not None and bool(has_param[c]), v.shape[d], -d)
 
         by_node = {id(n): m for n, m in deferred}
-        for node, src, dst in self.reshapes:
-            self._node, self.mentioned = node, by_node[id(node)]
-            for s_dims, d_dims in _factor_groups(src.shape, dst.shape):
-                s_dims = [d for d in s_dims if src.shape[d] > 1]
-                d_dims = [d for d in d_dims if dst.shape[d] > 1]
-                if not s_dims or not d_dims:
-                    continue
-                cs = max(s_dims, key=lambda d: score(src, d))
-                cd = max(d_dims, key=lambda d: score(dst, d))
-                flat = np.arange(int(np.prod([src.shape[d] for d in s_dims])))
-                self.link(self.value(src, cs), _digit(flat, src.shape, s_dims, cs),
-                          self.value(dst, cd), _digit(flat, dst.shape, d_dims, cd))
+        # first the reshapes whose carriers are forced (one dim each side) or named by the code
+        # (an inferred -1 among split dims: (-1, head_size) splits into heads); what they link
+        # then tells the ambiguous ones (merges like (heads, head_size) -> C) where units run
+        decided = [r for r in self.reshapes if _decided(r[0], r[1], r[2])]
+        rest = [r for r in self.reshapes if not _decided(r[0], r[1], r[2])]
+        for batch in (decided, rest):
+            if batch is rest and decided:
+                comp, blocked, has_param = self._dim_flags()
+            for node, src, dst in batch:
+                self._node, self.mentioned = node, by_node[id(node)]
+                inferred = _inferred_dims(node)
+                for s_dims, d_dims in _factor_groups(src.shape, dst.shape):
+                    s_dims = [d for d in s_dims if src.shape[d] > 1]
+                    d_dims = [d for d in d_dims if dst.shape[d] > 1]
+                    if not s_dims or not d_dims:
+                        continue
+                    cs = max(s_dims, key=lambda d: score(src, d))
+                    cd = max(d_dims, key=lambda d: score(dst, d, inferred))
+                    flat = np.arange(int(np.prod([src.shape[d] for d in s_dims])))
+                    self.link(self.value(src, cs), _digit(flat, src.shape, s_dims, cs),
+                              self.value(dst, cd), _digit(flat, dst.shape, d_dims, cd))
         for node, _ in deferred:
             self.mentioned = by_node[id(node)]
             self._close_node(node)
@@ -290,6 +300,26 @@ class Coupler(CouplingContext):
         for i, g in enumerate(groups):
             g.index = i
         return groups, problems
+
+
+def _decided(node: OpNode, src: Value, dst: Value) -> bool:
+    inferred = _inferred_dims(node)
+    for s_dims, d_dims in _factor_groups(src.shape, dst.shape):
+        s_dims = [d for d in s_dims if src.shape[d] > 1]
+        d_dims = [d for d in d_dims if dst.shape[d] > 1]
+        if len(s_dims) > 1 or (len(d_dims) > 1 and not inferred & set(d_dims)):
+            return False
+    return True
+
+
+def _inferred_dims(node: OpNode) -> set[int]:
+    """Output dims a view/reshape call gave as -1."""
+    if node.target not in ("view", "reshape"):
+        return set()
+    sizes = [a for a in node.args[1:] if not isinstance(a, dict)]
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = list(sizes[0])
+    return {d for d, a in enumerate(sizes) if isinstance(a, int) and a == -1}
 
 
 def _factor_groups(src: tuple, dst: tuple) -> list[tuple[list[int], list[int]]]:
