@@ -44,7 +44,9 @@ class _StatsRecorder(_Recorder):
         if k not in self.wanted or len(self.nodes) == k:
             return
         outs = [t for t in torch.utils._pytree.tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        for pos, dim in self.wanted[k]:
+        for pos, dim, size in self.wanted[k]:
+            if outs[pos].ndim <= dim or outs[pos].shape[dim] != size:
+                continue  # a length that varies with the input (sequence), not channels
             t = outs[pos].detach().float().movedim(dim, 1)
             t = t.reshape(t.shape[0], t.shape[1], -1) if t.ndim >= 2 else t.reshape(1, -1, 1)
             if self.kind == "apoz":
@@ -66,7 +68,7 @@ def _stats(ctx: ScoringContext, kind: str) -> dict[tuple[int, int], torch.Tensor
     if not ctx.data or ctx.model is None or ctx.graph is None:
         raise ConfigError("activation criteria need calibration data: prune(..., data=batches)")
     graph = ctx.graph
-    wanted: dict[int, list[tuple[int, int]]] = {}
+    wanted: dict[int, list[tuple[int, int, int]]] = {}
     for v in graph.values.values():  # channels at dim 1 (N, C, ...) or last (N, L, C)
         if v.producer is None or v.ndim < 2 or not v.dtype.is_floating_point:
             continue
@@ -74,7 +76,7 @@ def _stats(ctx: ScoringContext, kind: str) -> dict[tuple[int, int], torch.Tensor
         if kind == "rank" and v.ndim != 4:
             continue
         for d in dims:
-            wanted.setdefault(v.producer.index, []).append((v.producer.outputs.index(v), d))
+            wanted.setdefault(v.producer.index, []).append((v.producer.outputs.index(v), d, v.shape[d]))
     rec_sums: dict = {}
     rec_counts: dict = {}
     with torch.no_grad():

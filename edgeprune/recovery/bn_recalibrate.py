@@ -8,6 +8,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from edgeprune.graph.trace import _call
+
 
 @torch.no_grad()
 def bn_recalibrate(model: nn.Module, data: Iterable, batches: int | None = None) -> nn.Module:
@@ -25,7 +27,7 @@ def bn_recalibrate(model: nn.Module, data: Iterable, batches: int | None = None)
         for i, batch in enumerate(data):
             if batches is not None and i >= batches:
                 break
-            model(batch[0] if isinstance(batch, (tuple, list)) else batch)
+            _call(model, batch[0] if isinstance(batch, (tuple, list)) else batch)
     finally:
         for m, mom in momenta.items():
             m.momentum = mom

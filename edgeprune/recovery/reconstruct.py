@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeprune.graph.trace import _call
 from edgeprune.recovery.bn_recalibrate import bn_recalibrate
 from edgeprune.surgery.plan import PrunePlan
 
 
-def _capture(model: nn.Module, name: str, x: torch.Tensor, want: str) -> torch.Tensor:
-    """Input or output of module `name` when `model` runs on `x`."""
+def _capture(model: nn.Module, name: str, x, want: str) -> torch.Tensor:
+    """Input or output of module `name` when `model` runs on `x` (a tensor, tuple or dict)."""
     box: list[torch.Tensor] = []
     mod = model.get_submodule(name)
 
@@ -30,7 +31,7 @@ def _capture(model: nn.Module, name: str, x: torch.Tensor, want: str) -> torch.T
         raise _Stop
     h = mod.register_forward_hook(hook)
     try:
-        model(x)
+        _call(model, x)
     except _Stop:
         pass
     finally:
@@ -77,8 +78,12 @@ def reconstruct(original: nn.Module, pruned: nn.Module, plan: PrunePlan, data: I
     xs, n = [], 0
     for batch in data:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        xs.append(x[: samples - n])
-        n += len(xs[-1])
+        if isinstance(x, dict):  # keyword inputs (e.g. input_ids, attention_mask): whole batches
+            xs.append(x)
+            n += len(next(iter(x.values())))
+        else:
+            xs.append(x[: samples - n])
+            n += len(xs[-1])
         if n >= samples:
             break
     original.eval()
