@@ -146,11 +146,51 @@ def search_ratio(model, example_inputs, config, grads, ignore, key: str, target:
             lo = mid
         if hi - lo < 2e-3:
             break
+    if config.scope == "local" and config.round_to == 1 and config.steps == 1 and not config.layer_ratios:
+        config = _fill(model, example_inputs, config, grads, ignore, key, target, base_value, data, best, blocks)
     frac, step, blocks = kept(best, blocks, config.verify)
     while frac > target and best < 0.99:  # checks kept more channels than the search assumed
         best = min(0.99, best + 0.01)
         frac, step, blocks = kept(best, blocks, config.verify)
     return step, blocks
+
+
+def _fill(model, example_inputs, config, grads, ignore, key: str, target: float, base_value: int, data,
+          ratio: float, blocks: Blocks, max_trials: int = 60):
+    """One uniform ratio moves every group's width at once, so it can land well under the
+    target (small layers prune in big steps). Give units back, one at a time, largest groups
+    first, while the model stays within the target; returns the config with those per-layer
+    ratios. Bounded by `max_trials` unchecked trial prunes."""
+    import re
+    from dataclasses import replace
+
+    from edgeprune.metrics import count_macs, count_params
+
+    def frac_of(cfg) -> tuple[float, PrunePlan]:
+        step, _ = prune_steps(model, example_inputs, cfg, ratio, grads, ignore, copy.deepcopy(blocks), False, data)
+        v = count_macs(step.model, example_inputs) if key == "macs" else count_params(step.model)
+        return v / base_value, step.plan
+
+    _, plan = frac_of(config)
+    removed = {g["layer"]: (g["removed"], g["units"]) for g in plan.groups if g.get("layer")}
+    ratios: dict[str, float] = {}
+    trials = 0
+    for _ in range(3):
+        grew = False
+        for layer, (gone, units) in sorted(removed.items(), key=lambda kv: -kv[1][1]):
+            if gone == 0 or trials >= max_trials:
+                continue
+            pat = "re:" + re.escape(layer)
+            trial = replace(config, layer_ratios={**ratios, pat: (gone - 1) / units})
+            trials += 1
+            frac, _ = frac_of(trial)
+            if frac <= target:
+                ratios[pat] = (gone - 1) / units
+                removed[layer] = (gone - 1, units)
+                grew = True
+        if not grew:
+            break
+    return replace(config, layer_ratios=ratios) if ratios else config
 
 
 def warn_repairs(model: nn.Module, blocks: Blocks) -> None:

@@ -133,6 +133,15 @@ def _sparsity(model: nn.Module) -> float:
     return sum(int((x == 0).sum()) for x in w) / sum(x.numel() for x in w)
 
 
+def _versus(r: dict, scratch: dict | None) -> str:
+    if scratch is None or r["kind"] != "structured" or r is scratch:
+        return ""
+    diff = statistics.mean(r["acc"]) - statistics.mean(scratch["acc"])
+    noise = ((statistics.pstdev(r["acc"]) ** 2 + statistics.pstdev(scratch["acc"]) ** 2) / 2) ** 0.5
+    verdict = "better" if diff > noise else ("worse" if diff < -noise else "within noise")
+    return f"{100 * diff:+.1f} ({verdict})"
+
+
 def pareto_svg(points: list[tuple[str, float, float, bool]], title: str) -> str:
     """Accuracy (y) against kept MACs (x, log scale) per method; the Pareto front is joined."""
     import math
@@ -224,14 +233,14 @@ def _write(a, rows: list[dict], task) -> None:
              f"Accuracy on the test split, mean ± std over {len(a.seeds)} seeds. Seconds per seed include search, "
              "pruning, fine-tuning (and for one-run and scratch methods, all of their training).", "",
              "| method | kind | test accuracy (%) | kept MACs | kept params | weight sparsity | s / seed | "
-             "beats scratch? |", "|---|---|---|---|---|---|---|---|"]
+             "vs scratch (points) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        beat = ""
-        if scratch is not None and r["kind"] == "structured" and r is not scratch:
-            beat = "yes" if statistics.mean(r["acc"]) > statistics.mean(scratch["acc"]) else "no"
         lines.append(f"| {r['method']} | {r['kind']} | {mean_spread(r['acc'])} | {r['macs']:.3f} | {r['params']:.3f} | "
-                     f"{r['sparsity']:.3f} | {r['seconds']:.0f} | {beat} |")
-    lines += ["", f"![accuracy against MACs]({stem}.svg)", "",
+                     f"{r['sparsity']:.3f} | {r['seconds']:.0f} | {_versus(r, scratch)} |")
+    lines += ["", "vs scratch: mean difference to training the L1 architecture from scratch for the same total "
+              "epochs; *better* / *worse* only when it exceeds the pooled spread of the two, else *within noise*. "
+              "Compare at equal kept MACs: a method under the budget has a smaller network.",
+              "", f"![accuracy against MACs]({stem}.svg)", "",
               "Structured methods and scratch compare at the same MACs; unstructured methods keep the dense MACs "
               "(their zeros pay off through sparse storage and kernels), so they are in the table but not on the plot."]
     points = [(r["method"], r["macs"], statistics.mean(r["acc"]),

@@ -80,7 +80,9 @@ def load_image_dataset(name: str, root: str | Path = "~/.cache/edgeprune", *, np
         xtr, ytr, xte, yte = _from_npz(name, Path(npz))
     else:
         xtr, ytr, xte, yte = _from_torchvision(name, Path(root).expanduser(), download)
-    if limit:
-        xtr, ytr, xte, yte = xtr[:limit], ytr[:limit], xte[:limit], yte[:limit]
+    if limit:  # a fixed random subset: some copies are sorted by class
+        rng = np.random.default_rng(0)
+        tr, te = rng.permutation(len(xtr))[:limit], rng.permutation(len(xte))[:limit]
+        xtr, ytr, xte, yte = xtr[tr], np.asarray(ytr)[tr], xte[te], np.asarray(yte)[te]
     to_y = lambda y: torch.from_numpy(np.asarray(y).astype(np.int64))  # noqa: E731
     return ImageData(_normalise(name, xtr), to_y(ytr), _normalise(name, xte), to_y(yte), name)

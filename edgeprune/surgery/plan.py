@@ -32,8 +32,9 @@ class PrunePlan:
         acc: dict[str, dict[int, list[np.ndarray]]] = {}
         for g in groups:
             units = removed_units.get(g.index, [])
+            layers = [name.rsplit(".", 1)[0] for _, name, dim in g.param_slots if dim == 0]
             plan.groups.append({"name": g.name, "units": len(g), "removed": len(units),
-                                "channels_per_unit": g.channels_per_unit})
+                                "channels_per_unit": g.channels_per_unit, "layer": layers[0] if layers else ""})
             for slot, idx in g.removed(units).items():
                 if slot[0] == "p":
                     acc.setdefault(slot[1], {}).setdefault(slot[2], []).append(idx)
