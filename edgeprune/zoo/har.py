@@ -1,6 +1,7 @@
 """1-D models for inertial activity recognition (input: (batch, 6 channels, 128 samples))."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from edgeprune.zoo.blocks import residual_stages
@@ -81,3 +82,61 @@ class ResNet1d(nn.Module):
 def resnet1d(num_classes: int = 6, in_channels: int = 6, widths=(32, 64, 128), blocks: int = 2) -> nn.Module:
     """1-D ResNet with three stages of two basic blocks for sensor time series."""
     return ResNet1d(in_channels, num_classes, tuple(widths), blocks)
+
+
+class _SelfAttention(nn.Module):
+    """Multi-head self-attention with separate q/k/v/output projections and a fixed head size,
+    the number of heads inferred from the width (as Hugging Face models write it), so that
+    pruning can remove whole heads per layer."""
+
+    def __init__(self, dim: int, head_size: int):
+        super().__init__()
+        self.head_size = head_size
+        self.q, self.k, self.v, self.out = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n = x.shape[0], x.shape[1]
+        q = self.q(x).view(b, n, -1, self.head_size).transpose(1, 2)
+        k = self.k(x).view(b, n, -1, self.head_size).transpose(1, 2)
+        v = self.v(x).view(b, n, -1, self.head_size).transpose(1, 2)
+        a = nn.functional.scaled_dot_product_attention(q, k, v, scale=self.head_size ** -0.5)
+        return self.out(a.transpose(1, 2).reshape(b, n, -1))
+
+
+class _EncoderBlock(nn.Module):
+    def __init__(self, dim: int, head_size: int, mlp: int):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim), _SelfAttention(dim, head_size)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Linear(mlp, dim))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class HARTransformer(nn.Module):
+    """Patches of the window (a strided conv) as tokens, learned positions, pre-norm encoder
+    blocks, mean over tokens, a linear classifier."""
+
+    def __init__(self, in_channels: int, num_classes: int, dim: int, depth: int, head_size: int, patch: int,
+                 length: int = 128):
+        super().__init__()
+        self.patch = nn.Conv1d(in_channels, dim, patch, stride=patch)
+        self.pos = nn.Parameter(torch.zeros(1, length // patch, dim))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        self.blocks = nn.Sequential(*[_EncoderBlock(dim, head_size, 4 * dim) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.classifier = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        tokens = self.patch(x).transpose(1, 2) + self.pos
+        return self.classifier(self.norm(self.blocks(tokens)).mean(1))
+
+
+@register_model("har_transformer", (6, 128), "hapt")
+def har_transformer(num_classes: int = 6, in_channels: int = 6, dim: int = 64, depth: int = 2, head_size: int = 16,
+                    patch: int = 8) -> nn.Module:
+    """Small transformer for HAPT (16 tokens of 8 samples, 2 blocks, 4 heads of 16): heads,
+    MLP width and the embedding can all be pruned."""
+    return HARTransformer(in_channels, num_classes, dim, depth, head_size, patch)
