@@ -157,7 +157,9 @@ class DSA:
         self._pre.remove()
         self.gates.remove()
         self._project(self.cfg.target)
-        keep = self.space.kept_units(self.alpha.tolist())
+        # rounding leaves part of the budget unused: give units back, highest alpha first
+        keep = self.space.fill(self.space.kept_units(self.alpha.tolist()), self.cfg.key, self.cfg.target,
+                               priority=self.alpha.tolist())
         removed = {g.index: torch.argsort(w, stable=True)[: len(g) - k].tolist()
                    for g, w, k in zip(self.space.groups, self.importances(), keep)}
         return self.space.finalize(removed=removed, model=self.model)

@@ -122,6 +122,24 @@ class ChannelSpace:
         """The kept fractions really achieved after rounding."""
         return [u / len(g) for u, g in zip(self.kept_units(keep), self.groups)]
 
+    def fill(self, units: Sequence[int], key: str, target: float, priority: Sequence[float] | None = None) -> list[int]:
+        """Give units back, one at a time (groups by `priority`, highest first, default the
+        largest), while the cost stays within `target` (kept fraction of `key`)."""
+        cost, units = self.cost(key), list(units)
+        sizes = self.sizes
+        order = sorted(range(len(self)), key=lambda i: -(priority[i] if priority is not None else sizes[i]))
+        grew = True
+        while grew:
+            grew = False
+            for i in order:
+                if units[i] < sizes[i]:
+                    units[i] += 1
+                    if cost([u / s for u, s in zip(units, sizes)]) <= target * cost.c0 + 1e-9:
+                        grew = True
+                    else:
+                        units[i] -= 1
+        return units
+
     def plan(self, keep: Sequence[float] | None = None, removed: dict[int, list[int]] | None = None) -> PrunePlan:
         """The plan for `keep` (lowest-ranked units go), or for explicit `removed` units by group index."""
         if removed is None:
