@@ -294,6 +294,13 @@ def cmd_bench_engine(a) -> int:
     return run_engine_benchmark(a.models, a.out)
 
 
+def cmd_bench_methods(a) -> int:
+    from edgeprune.benchmarks.methods import main as bench_main
+
+    bench_main(a.args[1:] if a.args[:1] == ["--"] else a.args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgeprune", description="Prune PyTorch models to fit IoT devices.")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -398,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "vgg16_bn", "densenet201", "maxvit_t", "swin_v2_t"])
     s.add_argument("--out", type=Path, default=Path("docs/engine_benchmark.md"))
     s.set_defaults(fn=cmd_bench_engine)
+
+    s = sub.add_parser("bench-methods", help="pruning methods side by side with baselines and scratch training "
+                                             "(options: edgeprune bench-methods -- --help)")
+    s.add_argument("args", nargs=argparse.REMAINDER, help="options of python -m edgeprune.benchmarks.methods")
+    s.set_defaults(fn=cmd_bench_methods)
     return p
 
 
