@@ -9,4 +9,10 @@ python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # torch and torchvision pinned together (a torchvision that matches the torch build)
 python -c "import torch, torchvision" >/dev/null 2>&1 || pip install -q "torch==2.14.1" "torchvision==0.29.1"
 pip install -q -e ".[test]"
+# Debian's chromium renders the fit report in a headless test (skipped without it)
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+    || (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1) \
+    || echo "note: could not install chromium; the report-rendering test will be skipped"
+fi
 python -c "import edgeprune, torch; print('edgeprune', edgeprune.__version__, 'torch', torch.__version__)"

@@ -11,8 +11,8 @@ LAYERS = [
     ["surgery", "verify", "export", "testing", "recovery", "sparse"],
     ["criteria", "selection", "metrics"],
     ["pruning"],
-    ["api", "report_table", "report", "data", "zoo", "training"],
-    ["store", "workflow", "methods", "sparsify", "search"],
+    ["api", "report_table", "report", "data", "zoo", "training", "devices"],
+    ["store", "workflow", "methods", "sparsify", "search", "fit"],
     ["__init__"],
     ["cli", "sweep", "bench_engine", "benchmarks"],
 ]

@@ -294,6 +294,61 @@ def cmd_bench_engine(a) -> int:
     return run_engine_benchmark(a.models, a.out)
 
 
+def cmd_devices(a) -> int:
+    from edgeprune.devices import builtin_profiles
+
+    profiles = builtin_profiles()
+    if a.json:
+        print(json.dumps({n: {"description": p.description, "flash_bytes": p.flash_bytes, "ram_bytes": p.ram_bytes,
+                              "clock_hz": p.clock_hz, "macs_per_cycle": p.macs_per_cycle} for n, p in profiles.items()}))
+        return 0
+    print(f"{'name':12} {'flash':>10} {'RAM':>10} {'clock':>9} {'int8 MAC/cyc':>13}  description")
+    for n, p in profiles.items():
+        print(f"{n:12} {p.flash_bytes / 1024:>8.0f} K {p.ram_bytes / 1024:>8.0f} K {p.clock_hz / 1e6:>6.0f} MHz "
+              f"{p.macs_per_cycle.get('int8', 0):>13}  {p.description}")
+    print("your own: a .toml file shaped like edgeprune/devices/builtin.toml, passed to --device")
+    return 0
+
+
+def cmd_fit(a) -> int:
+    from edgeprune.devices import budget_table
+    from edgeprune.fit import FitConfig, fit
+    from edgeprune.store import save_model
+    from edgeprune.training import TrainConfig, train
+    from edgeprune.zoo import create_model
+
+    cfg = FitConfig(device=a.device, latency_ms=a.latency_ms, energy_mj=a.energy_mj,
+                    flash_bytes=int(a.flash_kb * 1024) if a.flash_kb else None,
+                    ram_bytes=int(a.ram_kb * 1024) if a.ram_kb else None, sparse=False,
+                    searches=tuple(a.search), recover=a.recover, finetune_epochs=a.finetune_epochs, lr=a.lr,
+                    calibration=a.calibration, seed=a.seed)
+    from edgeprune.devices import load_profile
+    load_profile(a.device)  # a bad device name fails before any training
+    task = _task(a)
+    if a.model is not None:
+        from edgeprune.store import load_model
+        model, info = load_model(a.model)
+        arch, kwargs = info["arch"], info.get("kwargs")
+        if (Path(a.model) / "plan.json").exists():
+            raise ConfigError(f"{a.model} is already pruned; fit its dense parent")
+    else:
+        arch, kwargs = "har_cnn", {"num_classes": task.num_classes}
+        print(f"no --model: training the default {arch} on {a.data} for {a.epochs} epochs", file=sys.stderr)
+        model = create_model(arch, **kwargs)
+        train(model, task.train, task.val, TrainConfig(epochs=a.epochs, seed=a.seed))
+    out = Path(a.out)
+    r = fit(model, task, cfg, out_dir=out)
+    save_model(r.model, out / "model", arch, kwargs, plan=r.plan, meta={"device": a.device, "accuracy": r.accuracy})
+    if a.json:
+        print(json.dumps(r.summary(), default=float))
+    else:
+        print(budget_table(r.checks))
+        print("accuracy: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in r.accuracy.items()))
+        print(f"{'fits' if r.fits else 'DOES NOT FIT'} {r.profile.name}; report {out / 'report.html'}, "
+              f"int8 ONNX {out / 'model_int8.onnx'}, model {out / 'model'}")
+    return 0 if r.fits else 1
+
+
 def cmd_bench_methods(a) -> int:
     from edgeprune.benchmarks.methods import main as bench_main
 
@@ -405,6 +460,28 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "vgg16_bn", "densenet201", "maxvit_t", "swin_v2_t"])
     s.add_argument("--out", type=Path, default=Path("docs/engine_benchmark.md"))
     s.set_defaults(fn=cmd_bench_engine)
+
+    s = sub.add_parser("devices", help="list the built-in device profiles")
+    s.set_defaults(fn=cmd_devices)
+
+    s = sub.add_parser("fit", help="fit a model to a device: search widths for its flash/RAM/latency/energy, "
+                                   "recover, quantize int8, check, report")
+    s.add_argument("--device", required=True, help="built-in profile (edgeprune devices) or a .toml file")
+    s.add_argument("--model", type=Path, help="dense model directory (default: train har_cnn on --data)")
+    s.add_argument("--out", type=Path, default=Path("runs/fit"))
+    s.add_argument("--latency-ms", type=float, help="latency budget per inference (estimated on the device)")
+    s.add_argument("--energy-mj", type=float, help="energy budget per inference (estimated)")
+    s.add_argument("--flash-kb", type=float, help="flash budget in KiB (default: the device's)")
+    s.add_argument("--ram-kb", type=float, help="RAM budget in KiB (default: the device's)")
+    s.add_argument("--search", nargs="+", default=["uniform", "sensitivity"], choices=["uniform", "sensitivity", "amc"])
+    s.add_argument("--recover", default="finetune", choices=["finetune", "distill", "reconstruct", "none"],
+                   help="reconstruct: least squares only, no training (devices that cannot train)")
+    s.add_argument("--finetune-epochs", type=int, default=4)
+    s.add_argument("--epochs", type=int, default=8, help="training epochs of the default model")
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--calibration", type=int, default=500)
+    _add_data(s)
+    s.set_defaults(fn=cmd_fit)
 
     s = sub.add_parser("bench-methods", help="pruning methods side by side with baselines and scratch training "
                                              "(options: edgeprune bench-methods -- --help)")

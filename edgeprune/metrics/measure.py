@@ -67,9 +67,10 @@ def count_macs(model: nn.Module, example_inputs: Any, graph: OpGraph | None = No
     return int(total)
 
 
-def peak_activation_bytes(graph: OpGraph) -> int:
+def peak_activation_bytes(graph: OpGraph, element_bytes: int | None = None) -> int:
     """Largest total size of the activations alive at once when the ops run one after another
-    in the traced order (a value lives from its producer to its last consumer)."""
+    in the traced order (a value lives from its producer to its last consumer). With
+    `element_bytes`, every floating-point value counts that many bytes per element (1: int8)."""
     last_use: dict[int, int] = {}
     for node in graph.nodes:
         for v in node.inputs:
@@ -77,7 +78,9 @@ def peak_activation_bytes(graph: OpGraph) -> int:
     for v in graph.outputs:
         last_use[v.id] = len(graph.nodes)
     def nbytes(v) -> int:
-        return v.numel * (torch.finfo(v.dtype).bits // 8 if v.dtype.is_floating_point else 8)
+        if v.dtype.is_floating_point:
+            return v.numel * (element_bytes or torch.finfo(v.dtype).bits // 8)
+        return v.numel * 8
     live = sum(nbytes(v) for v in graph.inputs)
     peak = live
     frees: dict[int, int] = {}

@@ -1,0 +1,310 @@
+"""Fit a model to a device: the widths that meet every constraint of the device at once
+(flash, RAM, latency, energy), the most accurate of the candidates searched, recovered,
+quantized to int8 and checked again.
+
+1. Cost of the dense model on the profile (edgeprune.devices.model_cost, int8 by default). If
+   even the smallest network the search can make (one unit left in every prunable group) is
+   over a limit, stop at once and say by how much.
+2. Search directions through the space of per-group widths, keep_g(t) = t ** e_g: uniform
+   (e = 1), sensitivity-weighted (groups whose pruning alone costs more validation accuracy get
+   a smaller exponent, i.e. keep more), and optionally an AMC policy's shape. Along each, the
+   largest t whose pruned model meets every constraint (exact costs, bisection).
+3. Each feasible point met on the way is a candidate; its accuracy is estimated without
+   training (least-squares reconstruction from calibration data, then validation accuracy).
+4. The best candidate is pruned from the dense model (verified), recovered (fine-tuning,
+   distillation, least squares, or nothing), quantized to int8 with ONNX Runtime (calibrated),
+   its int8 accuracy measured in ONNX Runtime, and its cost checked against the budget again."""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeprune.devices import Budget, Check, DeviceCost, budget_table, check_budget, load_profile, model_cost
+from edgeprune.errors import ConfigError
+from edgeprune.training import TrainConfig, evaluate, train
+
+RECOVERIES = ("finetune", "distill", "reconstruct", "none")
+SEARCHES = ("sensitivity", "uniform", "amc")
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    device: str = "stm32l432"
+    latency_ms: float | None = None
+    energy_mj: float | None = None
+    flash_bytes: int | None = None  # override the profile's
+    ram_bytes: int | None = None
+    precision: str = "int8"
+    sparse: bool = False
+    searches: tuple[str, ...] = ("uniform", "sensitivity")
+    recover: str = "finetune"
+    finetune_epochs: int = 4
+    lr: float = 1e-3
+    calibration: int = 500
+    val_samples: int = 2000
+    amc_episodes: int = 100
+    quantize: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.recover not in RECOVERIES:
+            raise ConfigError(f"recover must be one of {RECOVERIES}, got {self.recover!r}")
+        bad = [s for s in self.searches if s not in SEARCHES]
+        if bad or not self.searches:
+            raise ConfigError(f"searches must be a non-empty subset of {SEARCHES}, got {self.searches}")
+
+
+@dataclass
+class Candidate:
+    search: str
+    t: float
+    keep: list[float]
+    macs: int
+    cost: dict
+    fits: bool
+    accuracy: float | None = None  # validation, after least squares, no training
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    plan: object
+    profile: object
+    budget: Budget
+    dense_cost: DeviceCost
+    cost: DeviceCost
+    checks: list[Check]
+    candidates: list[Candidate]
+    chosen: int
+    accuracy: dict
+    widths: list[tuple[str, int, int]]  # group, units before, after
+    timeline: list[int]  # live activation bytes after each op of the chosen model
+    files: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    dense_timeline: list[int] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def summary(self) -> dict:
+        return {"device": self.profile.name, "fits": self.fits, "accuracy": self.accuracy,
+                "dense_cost": self.dense_cost.to_dict(), "cost": self.cost.to_dict(),
+                "checks": [{"name": c.name, "value": c.value, "limit": c.limit, "unit": c.unit, "ok": c.ok,
+                            "margin": c.margin} for c in self.checks],
+                "widths": self.widths, "candidates": [asdict(c) for c in self.candidates], "chosen": self.chosen,
+                "files": {k: str(v) for k, v in self.files.items()}, "seconds": self.seconds}
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _subset(loader, n: int) -> list:
+    out, seen = [], 0
+    for x, y in loader:
+        out.append((x, y))
+        seen += len(y)
+        if seen >= n:
+            break
+    return out
+
+
+def live_timeline(model: nn.Module, example, element_bytes: int) -> list[int]:
+    """Bytes of activations alive after each op, in execution order (the memory timeline)."""
+    from edgeprune.graph.trace import trace
+    graph = trace(model, example)
+    last = {}
+    for node in graph.nodes:
+        for v in node.inputs:
+            last[v.id] = node.index
+    for v in graph.outputs:
+        last[v.id] = len(graph.nodes)
+    size = lambda v: v.numel * (element_bytes if v.dtype.is_floating_point else 8)  # noqa: E731
+    live = sum(size(v) for v in graph.inputs)
+    frees: dict[int, int] = {}
+    for v in graph.values.values():
+        if v.param is None and v.id in last:
+            frees[last[v.id]] = frees.get(last[v.id], 0) + size(v)
+    out = []
+    for node in graph.nodes:
+        live += sum(size(v) for v in node.outputs)
+        out.append(live)
+        live -= frees.get(node.index, 0)
+    return out
+
+
+class _Fitter:
+    def __init__(self, model: nn.Module, task, cfg: FitConfig):
+        from edgeprune.search import ChannelSpace
+        from edgeprune.workflow import calibration_batches
+
+        self.model, self.task, self.cfg = model.eval(), task, cfg
+        self.profile = load_profile(cfg.device)
+        self.budget = Budget.of(self.profile, cfg.latency_ms, cfg.energy_mj, cfg.flash_bytes, cfg.ram_bytes)
+        self.x = torch.randn(1, *task.input_shape)
+        self.calib = calibration_batches(task, cfg.calibration)
+        self.val = _subset(task.val, cfg.val_samples)
+        self.space = ChannelSpace(self.model, self.x, "l1")
+        self.candidates: list[Candidate] = []
+
+    def cost(self, keep) -> DeviceCost:
+        return model_cost(self.space.prune(keep), self.x, self.profile, self.cfg.precision, self.cfg.sparse)
+
+    def ok(self, cost: DeviceCost) -> bool:
+        return all(c.ok for c in check_budget(cost, self.budget))
+
+    def smallest(self) -> None:
+        floor = [1.0 / s for s in self.space.sizes]
+        cost = self.cost(floor)
+        checks = check_budget(cost, self.budget)
+        if not all(c.ok for c in checks):
+            raise ConfigError(f"{type(self.model).__name__} cannot fit {self.profile.name} by pruning channels: "
+                              "even with one channel left in every prunable layer it needs\n"
+                              + budget_table(checks) + "\nhelp: raise the budget, pick a bigger device, or start "
+                              "from a smaller architecture")
+
+    def proxy_accuracy(self, keep) -> float:
+        from edgeprune.recovery import reconstruct
+        m = self.space.prune(keep)
+        reconstruct(self.model, m, self.space.plan(keep), self.calib, samples=self.cfg.calibration)
+        return evaluate(m, self.val)
+
+    def direction(self, name: str) -> Callable[[float], list[float]]:
+        n = len(self.space)
+        if name == "uniform":
+            e = np.ones(n)
+        elif name == "sensitivity":
+            e = self._sensitivity_exponents()
+        else:
+            e = self._amc_exponents()
+        floor = np.array([1.0 / s for s in self.space.sizes])
+        return lambda t: np.maximum(floor, t ** e).tolist()
+
+    def _sensitivity_exponents(self) -> np.ndarray:
+        """Accuracy lost when one group alone keeps a quarter of its channels (least squares,
+        no training); exponents inversely proportional, normalised to mean 1, in [0.25, 4]."""
+        base = evaluate(self.model, self.val)
+        drops = []
+        for i in range(len(self.space)):
+            keep = [1.0] * len(self.space)
+            keep[i] = 0.25
+            drops.append(max(base - self.proxy_accuracy(keep), 1e-3))
+        e = 1.0 / np.asarray(drops)
+        return np.clip(e / e.mean(), 0.25, 4.0)
+
+    def _amc_exponents(self) -> np.ndarray:
+        from edgeprune.search.amc import AMC, AMCConfig
+        dense = model_cost(self.model, self.x, self.profile, self.cfg.precision, self.cfg.sparse)
+        ratios = [0.9]
+        if self.budget.latency_ms:
+            ratios.append(self.budget.latency_ms / dense.latency_ms)
+        if self.budget.energy_mj:
+            ratios.append(self.budget.energy_mj / dense.energy_mj)
+        target = float(np.clip(min(ratios), 0.05, 0.95))
+        found = AMC(self.space, lambda m: evaluate(m, self.val),
+                    AMCConfig(target=target, episodes=self.cfg.amc_episodes, warmup=self.cfg.amc_episodes // 3,
+                              seed=self.cfg.seed, progress=False)).search()
+        logk = np.log(np.clip(found.keep, 1e-3, 1.0))
+        if logk.mean() > -1e-6:
+            return np.ones(len(logk))
+        return np.clip(logk / logk.mean(), 0.25, 4.0)
+
+    def search(self, name: str) -> None:
+        path = self.direction(name)
+        lo, hi = 0.0, 1.0
+        if self.ok(self.cost(path(1.0))):
+            lo = 1.0
+        else:
+            for _ in range(12):
+                mid = (lo + hi) / 2
+                cost = self.cost(path(mid))
+                fits = self.ok(cost)
+                self.candidates.append(Candidate(name, mid, path(mid), cost.macs, cost.to_dict(), fits))
+                lo, hi = (mid, hi) if fits else (lo, mid)
+        if lo == 0.0:
+            lo = 1e-3
+        cost = self.cost(path(lo))
+        self.candidates.append(Candidate(name, lo, path(lo), cost.macs, cost.to_dict(), self.ok(cost)))
+        # the accuracy estimate of every feasible point found (the plot's points)
+        for c in self.candidates:
+            if c.search == name and c.fits and c.accuracy is None:
+                c.accuracy = self.proxy_accuracy(c.keep)
+
+
+def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | Path | None = None) -> FitResult:
+    """Search, prune, recover and quantize `model` for `config.device`; see the module docstring."""
+    from edgeprune.recovery import reconstruct
+
+    cfg = config or FitConfig()
+    t0 = time.time()
+    torch.manual_seed(cfg.seed)
+    f = _Fitter(model, task, cfg)
+    dense_cost = model_cost(f.model, f.x, f.profile, cfg.precision, cfg.sparse)
+    _say(f"[fit] {f.profile.name}: dense model\n" + budget_table(check_budget(dense_cost, f.budget)))
+    f.smallest()
+    for name in cfg.searches:
+        _say(f"[fit] searching widths ({name})")
+        f.search(name)
+    feasible = [i for i, c in enumerate(f.candidates) if c.fits and c.accuracy is not None]
+    # accuracy first; among candidates within 3 validation samples of the best, the largest network
+    tol = 3.0 / max(sum(len(y) for _, y in f.val), 1)
+    top = max(f.candidates[i].accuracy for i in feasible)
+    chosen = max((i for i in feasible if f.candidates[i].accuracy >= top - tol), key=lambda i: f.candidates[i].macs)
+    best = f.candidates[chosen]
+    _say(f"[fit] chose the {best.search} candidate (t={best.t:.3f}, estimated accuracy {best.accuracy:.4f}, "
+         f"{best.macs} MACs)")
+    result = f.space.finalize(best.keep)
+    pruned = result.model
+    acc = {"dense": evaluate(f.model, task.test), "pruned": evaluate(pruned, task.test)}
+    if cfg.recover != "none":  # least squares first: fine-tuning then starts close to the dense function
+        reconstruct(f.model, pruned, result.plan, f.calib, samples=cfg.calibration)
+    if cfg.recover in ("finetune", "distill") and cfg.finetune_epochs > 0:
+        teacher = copy.deepcopy(f.model) if cfg.recover == "distill" else None
+        tc = TrainConfig(epochs=cfg.finetune_epochs, lr=cfg.lr, seed=cfg.seed,
+                         distill_alpha=0.7 if teacher is not None else 0.0)
+        train(pruned, task.train, task.val, tc, teacher=teacher)
+    acc["recovered"] = evaluate(pruned, task.test)
+    files: dict = {}
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.quantize:
+        from edgeprune.export.quantize import evaluate_onnx, quantize_int8
+        base = Path(out_dir) if out_dir is not None else Path(tempfile_dir())
+        fp, qp = base / "model.onnx", base / "model_int8.onnx"
+        quantize_int8(pruned, f.x, f.calib, fp, qp, samples=cfg.calibration)
+        check = evaluate_onnx(qp, task.test, pruned)
+        acc["int8"] = check.accuracy
+        acc["int8_agreement_with_float"] = check.agreement
+        files.update(onnx=fp, onnx_int8=qp)
+    cost = model_cost(pruned, f.x, f.profile, cfg.precision, cfg.sparse)
+    checks = check_budget(cost, f.budget)
+    widths = [(g["name"], g["units"], g["units"] - g["removed"]) for g in result.plan.groups]
+    timeline = live_timeline(pruned, f.x, 1 if cfg.precision == "int8" else 4)
+    out = FitResult(pruned, result.plan, f.profile, f.budget, dense_cost, cost, checks, f.candidates, chosen, acc,
+                    widths, timeline, files, time.time() - t0,
+                    live_timeline(f.model, f.x, 1 if cfg.precision == "int8" else 4))
+    if out_dir is not None:
+        from edgeprune.report.fit_report import fit_report_html
+        (out_dir / "fit.json").write_text(json.dumps(out.summary(), indent=1, default=float))
+        (out_dir / "report.html").write_text(fit_report_html(out))
+        files.update(report=out_dir / "report.html", summary=out_dir / "fit.json")
+    return out
+
+
+def tempfile_dir() -> str:
+    import tempfile
+    return tempfile.mkdtemp(prefix="edgeprune-fit-")
+
+
+__all__ = ["FitConfig", "FitResult", "fit"]
