@@ -1,0 +1,278 @@
+"""Portable C99 for an Int8Model: weights as const arrays (dense, or compressed sparse rows
+where that is smaller), one static arena for the activations laid out by a memory plan (buffers
+whose lifetimes do not overlap share bytes), no dynamic allocation, no floating point.
+
+    gen = generate_c(int8_model, out_dir, sparse=True)   # model.c, model.h, main.c
+    check = compile_and_check(int8_model, out_dir, inputs)  # gcc, run, compare, `size`
+
+`compile_and_check` compiles with the host's gcc (-std=c99 -Wall -Wextra -Werror), runs the
+program on int8 inputs and compares its outputs with `Int8Model.run` (they must be equal), and
+reports the sections `size` prints for the compiled model (flash: text + data, RAM: data + bss;
+the stack is not included)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from edgeprune.deploy.int8 import Int8Model, Op
+from edgeprune.errors import ConfigError, VerificationError
+
+
+@dataclass
+class MemoryPlan:
+    offsets: dict[int, int]  # root value id -> byte offset in the arena
+    size: int
+    root: dict[int, int]  # value id -> the value whose buffer it uses (aliases)
+
+
+def plan_memory(model: Int8Model) -> MemoryPlan:
+    """First-fit offsets, largest buffers first, for buffers alive at the same time."""
+    root: dict[int, int] = {model.input_id: model.input_id}
+    for op in model.ops:
+        root[op.output] = root[op.inputs[0]] if op.kind == "alias" else op.output
+    start = {model.input_id: -1}
+    end: dict[int, int] = {}
+    for k, op in enumerate(model.ops):
+        r = root[op.output]
+        start.setdefault(r, k)
+        end[r] = max(end.get(r, k), k)
+        for i in op.inputs:
+            end[root[i]] = max(end.get(root[i], k), k)
+    end[root[model.output_id]] = len(model.ops)
+    size = {r: int(np.prod(model.shapes[r])) for r in set(root.values())}
+    placed: list[tuple[int, int, int, int]] = []  # offset, size, start, end
+    offsets = {}
+    for r in sorted(size, key=lambda r: (-size[r], r)):
+        s, e = start[r], end.get(r, start[r])
+        conflicts = sorted((o, n) for o, n, a, b in placed if not (e < a or b < s))
+        off = 0
+        for o, n in conflicts:
+            if off + size[r] <= o:
+                break
+            off = max(off, o + n)
+        offsets[r] = off
+        placed.append((off, size[r], s, e))
+    total = max((o + n for o, n, _, _ in placed), default=0)
+    return MemoryPlan(offsets, int(total), root)
+
+
+def _csr(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = w.reshape(w.shape[0], -1)
+    nz = rows != 0
+    cols = np.nonzero(nz)[1].astype(np.uint16)
+    vals = rows[nz].astype(np.int8)
+    ptr = np.concatenate([[0], np.cumsum(nz.sum(1))]).astype(np.uint32)
+    return vals, cols, ptr
+
+
+def _array(ctype: str, name: str, data: np.ndarray) -> str:
+    flat = np.asarray(data).reshape(-1)
+    body = ",".join(str(int(v)) for v in flat) if flat.size else "0"
+    return f"static const {ctype} {name}[{max(flat.size, 1)}] = {{{body}}};\n"
+
+
+@dataclass
+class Generated:
+    files: dict[str, Path]
+    arena_bytes: int
+    scratch_bytes: int
+    sparse_layers: list[str] = field(default_factory=list)
+    weight_bytes: int = 0
+
+
+def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True, prefix: str = "ep") -> Generated:
+    """Write model.h, model.c (kernels included) and main.c (a test harness reading int8
+    inputs from stdin). With `sparse`, a layer whose CSR form is smaller than dense uses it."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mem = plan_memory(model)
+    q = model.q
+    decls, calls = [], []
+    acc_need = 0
+    sparse_layers: list[str] = []
+    wbytes = 0
+
+    def buf(vid: int) -> str:
+        return f"(arena + {mem.offsets[mem.root[vid]]})"
+
+    for k, op in enumerate(model.ops):
+        a = op.attrs
+        if op.kind == "alias":
+            continue
+        x, y = buf(op.inputs[0]), buf(op.output)
+        zi, zo = q[op.inputs[0]].zero, q[op.output].zero
+        ishape, oshape = model.shapes[op.inputs[0]], model.shapes[op.output]
+        if op.kind in ("conv", "linear"):
+            w = a["w_q"]
+            decls.append(_array("int32_t", f"b{k}", a["b_q"]) + _array("int32_t", f"m{k}", a["m0"])
+                         + _array("int32_t", f"s{k}", a["shift"]))
+            wbytes += 4 * 3 * len(a["b_q"])
+            vals, cols, ptr = _csr(w)
+            use_sparse = sparse and vals.size * 3 + ptr.size * 4 < w.size
+            if use_sparse:
+                if w.reshape(w.shape[0], -1).shape[1] > 65535:
+                    raise ConfigError(f"layer {a.get('name')}: too many inputs per row for 16-bit CSR columns")
+                decls.append(_array("int8_t", f"v{k}", vals) + _array("uint16_t", f"c{k}", cols)
+                             + _array("uint32_t", f"r{k}", ptr))
+                sparse_layers.append(a.get("name", f"op{k}"))
+                wbytes += vals.size * 3 + ptr.size * 4
+            else:
+                decls.append(_array("int8_t", f"w{k}", w))
+                wbytes += w.size
+            relu = int(bool(a["relu"]))
+            if op.kind == "linear":
+                n = int(np.prod(ishape))
+                if use_sparse:
+                    calls.append(f"ep_linear_sparse({x}, {y}, {w.shape[0]}, v{k}, c{k}, r{k}, b{k}, m{k}, s{k}, "
+                                 f"{zi}, {zo}, {relu});")
+                else:
+                    calls.append(f"ep_linear({x}, {n}, {y}, {w.shape[0]}, w{k}, b{k}, m{k}, s{k}, {zi}, {zo}, {relu});")
+            elif a["dims"] == 1:
+                geo = f"{ishape[0]}, {ishape[1]}, {y}, {oshape[0]}, {oshape[1]}"
+                tail = f"{w.shape[2]}, {a['stride']}, {a['padding']}, {a['groups']}, {zi}, {zo}, {relu}"
+                if use_sparse:
+                    acc_need = max(acc_need, oshape[1])
+                    calls.append(f"ep_conv1d_sparse({x}, {geo}, v{k}, c{k}, r{k}, b{k}, m{k}, s{k}, {tail}, acc);")
+                else:
+                    calls.append(f"ep_conv1d({x}, {geo}, w{k}, b{k}, m{k}, s{k}, {tail});")
+            else:
+                geo = f"{ishape[0]}, {ishape[1]}, {ishape[2]}, {y}, {oshape[0]}, {oshape[1]}, {oshape[2]}"
+                tail = (f"{w.shape[2]}, {w.shape[3]}, {a['stride'][0]}, {a['stride'][1]}, {a['padding'][0]}, "
+                        f"{a['padding'][1]}, {a['groups']}, {zi}, {zo}, {relu}")
+                if use_sparse:
+                    acc_need = max(acc_need, oshape[1] * oshape[2])
+                    calls.append(f"ep_conv2d_sparse({x}, {geo}, v{k}, c{k}, r{k}, b{k}, m{k}, s{k}, {tail}, acc);")
+                else:
+                    calls.append(f"ep_conv2d({x}, {geo}, w{k}, b{k}, m{k}, s{k}, {tail});")
+        elif op.kind == "relu":
+            calls.append(f"ep_relu({x}, {y}, {int(np.prod(oshape))}, {zi});")
+        elif op.kind == "maxpool":
+            if a["dims"] == 1:
+                calls.append(f"ep_maxpool1d({x}, {ishape[0]}, {ishape[1]}, {y}, {oshape[1]}, {a['kernel']}, "
+                             f"{a['stride']}, {a['padding']});")
+            else:
+                calls.append(f"ep_maxpool2d({x}, {ishape[0]}, {ishape[1]}, {ishape[2]}, {y}, {oshape[1]}, "
+                             f"{oshape[2]}, {a['kernel'][0]}, {a['kernel'][1]}, {a['stride'][0]}, {a['stride'][1]}, "
+                             f"{a['padding'][0]}, {a['padding'][1]});")
+        elif op.kind == "gap":
+            n = int(np.prod(ishape[1:]))
+            calls.append(f"ep_gap({x}, {ishape[0]}, {n}, {y}, {zi}, {zo}, {int(a['m0'][0])}, {int(a['shift'][0])});")
+        elif op.kind == "add":
+            zb = q[op.inputs[1]].zero
+            calls.append(f"ep_add({x}, {buf(op.inputs[1])}, {y}, {int(np.prod(oshape))}, {zi}, {zb}, {zo}, "
+                         f"{int(a['m0'][0])}, {int(a['shift'][0])}, {int(a['m0'][1])}, {int(a['shift'][1])}, "
+                         f"{int(bool(a['relu']))});")
+    n_in, n_out = int(np.prod(model.shapes[model.input_id])), int(np.prod(model.shapes[model.output_id]))
+    qi, qo = q[model.input_id], q[model.output_id]
+    header = f"""/* generated by edgeprune: int8 inference, no dynamic allocation */
+#ifndef {prefix.upper()}_MODEL_H
+#define {prefix.upper()}_MODEL_H
+#include <stdint.h>
+#define EP_INPUT_SIZE {n_in}
+#define EP_OUTPUT_SIZE {n_out}
+#define EP_ARENA_BYTES {mem.size}
+/* input: q = round(x / EP_INPUT_SCALE) + EP_INPUT_ZERO, clamped to [-128, 127]; output: x = (q - zero) * scale */
+#define EP_INPUT_SCALE {qi.scale!r}f
+#define EP_INPUT_ZERO {qi.zero}
+#define EP_OUTPUT_SCALE {qo.scale!r}f
+#define EP_OUTPUT_ZERO {qo.zero}
+void ep_run(const int8_t *input, int8_t *output);
+#endif
+"""
+    kernels = resources.files("edgeprune.deploy").joinpath("kernels.c").read_text()
+    acc_decl = f"static int32_t acc[{max(acc_need, 1)}];\n" if acc_need else ""
+    body = "\n    ".join(calls)
+    in_off = mem.offsets[mem.root[model.input_id]]
+    out_off = mem.offsets[mem.root[model.output_id]]
+    source = f"""/* generated by edgeprune from an int8 model; kernels below are edgeprune's (portable C99) */
+#include "model.h"
+{kernels}
+{''.join(decls)}
+static int8_t arena[{max(mem.size, 1)}];
+{acc_decl}
+void ep_run(const int8_t *input, int8_t *output)
+{{
+    memcpy(arena + {in_off}, input, {n_in});
+    {body}
+    memcpy(output, arena + {out_off}, {n_out});
+}}
+"""
+    main = """/* test harness: stdin = int32 count, then count inputs (int8); stdout = count outputs (int8) */
+#include <stdio.h>
+#include "model.h"
+int main(void)
+{
+    static int8_t in[EP_INPUT_SIZE], out[EP_OUTPUT_SIZE];
+    int32_t n = 0;
+    if (fread(&n, sizeof n, 1, stdin) != 1) return 1;
+    for (int32_t i = 0; i < n; i++) {
+        if (fread(in, 1, EP_INPUT_SIZE, stdin) != EP_INPUT_SIZE) return 2;
+        ep_run(in, out);
+        if (fwrite(out, 1, EP_OUTPUT_SIZE, stdout) != EP_OUTPUT_SIZE) return 3;
+    }
+    return 0;
+}
+"""
+    files = {"model.h": out / "model.h", "model.c": out / "model.c", "main.c": out / "main.c"}
+    for name, text in (("model.h", header), ("model.c", source), ("main.c", main)):
+        files[name].write_text(text)
+    return Generated(files, mem.size, 4 * acc_need, sparse_layers, wbytes)
+
+
+@dataclass
+class CCheck:
+    equal: bool
+    samples: int
+    mismatches: int
+    max_diff: int
+    text: int
+    data: int
+    bss: int
+    compiler: str
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.text + self.data
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.data + self.bss
+
+
+def _size(obj: Path, size_tool: str) -> tuple[int, int, int]:
+    out = subprocess.run([size_tool, str(obj)], capture_output=True, text=True, check=True).stdout.splitlines()
+    text, data, bss = (int(v) for v in out[1].split()[:3])
+    return text, data, bss
+
+
+def compile_and_check(model: Int8Model, out_dir: str | os.PathLike, inputs: np.ndarray, cc: str = "gcc",
+                      opt: str = "-O2", raise_on_mismatch: bool = True) -> CCheck:
+    """Compile the generated files, run them on `inputs` (float samples, no batch dim), compare
+    with the Python reference. Raises VerificationError on any difference."""
+    out = Path(out_dir)
+    if shutil.which(cc) is None:
+        raise ConfigError(f"C compiler {cc!r} not found; install gcc to check the generated code")
+    flags = ["-std=c99", opt, "-Wall", "-Wextra", "-Werror", "-Wno-unused-function"]
+    subprocess.run([cc, *flags, "-c", str(out / "model.c"), "-o", str(out / "model.o")], check=True,
+                   capture_output=True, text=True)
+    subprocess.run([cc, *flags, str(out / "main.c"), str(out / "model.o"), "-o", str(out / "model_test")],
+                   check=True, capture_output=True, text=True)
+    xq = np.stack([model.quantize_input(x) for x in inputs]).astype(np.int8)
+    stdin = np.int32(len(xq)).tobytes() + xq.tobytes()
+    res = subprocess.run([str(out / "model_test")], input=stdin, capture_output=True, check=True)
+    got = np.frombuffer(res.stdout, dtype=np.int8).reshape(len(xq), -1)
+    want = np.stack([model.run(x).reshape(-1) for x in xq])
+    diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
+    mism = int((diff.max(1) > 0).sum())
+    text, data, bss = _size(out / "model.o", shutil.which("size") or "size")
+    check = CCheck(mism == 0, len(xq), mism, int(diff.max()) if diff.size else 0, text, data, bss, cc)
+    if raise_on_mismatch and not check.equal:
+        raise VerificationError(f"the generated C differs from the Python int8 reference on {mism} of {len(xq)} "
+                                f"inputs (max difference {check.max_diff} steps)")
+    return check
