@@ -53,6 +53,8 @@ class FitConfig:
     val_samples: int = 2000
     amc_episodes: int = 100
     quantize: bool = True
+    c_code: bool = True  # generate, compile and check C for the int8 model (needs gcc)
+    stack_bytes: int = 1024  # added to the compiled RAM figure (the stack is not in `size`)
     seed: int = 0
 
     def __post_init__(self):
@@ -91,6 +93,7 @@ class FitResult:
     files: dict = field(default_factory=dict)
     seconds: float = 0.0
     dense_timeline: list[int] = field(default_factory=list)
+    c_code: dict = field(default_factory=dict)  # the generated C: check and measured sizes
 
     @property
     def fits(self) -> bool:
@@ -102,7 +105,7 @@ class FitResult:
                 "checks": [{"name": c.name, "value": c.value, "limit": c.limit, "unit": c.unit, "ok": c.ok,
                             "margin": c.margin} for c in self.checks],
                 "widths": self.widths, "candidates": [asdict(c) for c in self.candidates], "chosen": self.chosen,
-                "files": {k: str(v) for k, v in self.files.items()}, "seconds": self.seconds}
+                "files": {k: str(v) for k, v in self.files.items()}, "seconds": self.seconds, "c_code": self.c_code}
 
 
 def _say(msg: str) -> None:
@@ -156,6 +159,7 @@ class _Fitter:
         self.val = _subset(task.val, cfg.val_samples)
         self.space = ChannelSpace(self.model, self.x, "l1")
         self.candidates: list[Candidate] = []
+        self.c_report: dict = {}
 
     def cost(self, keep) -> DeviceCost:
         return model_cost(self.space.prune(keep), self.x, self.profile, self.cfg.precision, self.cfg.sparse)
@@ -289,17 +293,48 @@ def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | 
         files.update(onnx=fp, onnx_int8=qp)
     cost = model_cost(pruned, f.x, f.profile, cfg.precision, cfg.sparse)
     checks = check_budget(cost, f.budget)
+    if cfg.c_code and out_dir is not None:
+        checks += _deploy_c(pruned, f, task, Path(out_dir) / "c", acc, files)
     widths = [(g["name"], g["units"], g["units"] - g["removed"]) for g in result.plan.groups]
     timeline = live_timeline(pruned, f.x, 1 if cfg.precision == "int8" else 4)
     out = FitResult(pruned, result.plan, f.profile, f.budget, dense_cost, cost, checks, f.candidates, chosen, acc,
                     widths, timeline, files, time.time() - t0,
-                    live_timeline(f.model, f.x, 1 if cfg.precision == "int8" else 4))
+                    live_timeline(f.model, f.x, 1 if cfg.precision == "int8" else 4), f.c_report)
     if out_dir is not None:
         from edgeprune.report.fit_report import fit_report_html
         (out_dir / "fit.json").write_text(json.dumps(out.summary(), indent=1, default=float))
         (out_dir / "report.html").write_text(fit_report_html(out))
         files.update(report=out_dir / "report.html", summary=out_dir / "fit.json")
     return out
+
+
+def _deploy_c(pruned: nn.Module, f: "_Fitter", task, c_dir: Path, acc: dict, files: dict) -> list[Check]:
+    """int8 C for the chosen model: generated, compiled here and checked bit for bit against the
+    Python int8 reference, its test accuracy measured by running it, its size measured for the
+    device's core (arm-none-eabi-gcc) or, failing that, for this host."""
+    import shutil
+
+    from edgeprune.deploy import quantize_model
+    from edgeprune.deploy.cgen import compile_and_check, cross_compile_size, generate_c, run_compiled
+
+    if shutil.which("gcc") is None:
+        _say("[fit] gcc not found: no C code generated")
+        return []
+    _say("[fit] generating C for the int8 model, compiling, checking against the Python reference")
+    qm = quantize_model(pruned, f.x, f.calib, samples=f.cfg.calibration)
+    gen = generate_c(qm, c_dir, sparse=True)
+    xs, ys = zip(*[(x, y) for x, y in task.test])
+    xs, ys = torch.cat(xs).numpy(), torch.cat(ys).numpy()
+    host = compile_and_check(qm, c_dir, xs[:200])
+    out = run_compiled(c_dir, np.stack([qm.quantize_input(x) for x in xs]))
+    acc["int8_c"] = float((out.argmax(1) == ys).mean())
+    target = cross_compile_size(c_dir, f.profile.core) or host
+    files.update(c_source=c_dir / "model.c", c_header=c_dir / "model.h")
+    f.c_report = {"equal_to_reference": host.equal, "checked_inputs": host.samples, "arena_bytes": gen.arena_bytes,
+                  "sparse_layers": gen.sparse_layers, "compiler": target.compiler, "text": target.text,
+                  "data": target.data, "bss": target.bss, "host_text": host.text, "host_bss": host.bss}
+    return [Check("flash (compiled)", target.flash_bytes, f.budget.flash_bytes, "B"),
+            Check("RAM (compiled + stack)", target.ram_bytes + f.cfg.stack_bytes, f.budget.ram_bytes, "B")]
 
 
 def tempfile_dir() -> str:

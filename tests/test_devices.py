@@ -80,7 +80,9 @@ def test_fit_meets_every_constraint_and_writes_a_report(hapt_model, tmp_path):
     summary = json.loads((tmp_path / "fit.json").read_text())
     assert summary["fits"] and summary["device"] == "stm32l432"
     html = (tmp_path / "report.html").read_text()
-    for part in ('id="budget"', "Memory timeline", "Candidates searched", "Per-layer widths", "<svg"):
+    assert r.accuracy["int8_c"] > 0 and r.c_code["equal_to_reference"] and r.c_code["text"] > 0
+    assert any(c.name == "flash (compiled)" for c in r.checks)
+    for part in ('id="budget"', "Memory timeline", "Candidates searched", "Per-layer widths", "<svg", 'id="ccode"'):
         assert part in html
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

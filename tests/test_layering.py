@@ -8,7 +8,7 @@ LAYERS = [
     ["errors", "graph.graph"],
     ["rules"],
     ["graph.trace", "graph.coupling", "graph"],
-    ["surgery", "verify", "export", "testing", "recovery", "sparse"],
+    ["surgery", "verify", "export", "testing", "recovery", "sparse", "deploy"],
     ["criteria", "selection", "metrics"],
     ["pruning"],
     ["api", "report_table", "report", "data", "zoo", "training", "devices"],

@@ -264,9 +264,7 @@ def compile_and_check(model: Int8Model, out_dir: str | os.PathLike, inputs: np.n
     subprocess.run([cc, *flags, str(out / "main.c"), str(out / "model.o"), "-o", str(out / "model_test")],
                    check=True, capture_output=True, text=True)
     xq = np.stack([model.quantize_input(x) for x in inputs]).astype(np.int8)
-    stdin = np.int32(len(xq)).tobytes() + xq.tobytes()
-    res = subprocess.run([str(out / "model_test")], input=stdin, capture_output=True, check=True)
-    got = np.frombuffer(res.stdout, dtype=np.int8).reshape(len(xq), -1)
+    got = run_compiled(out, xq)
     want = np.stack([model.run(x).reshape(-1) for x in xq])
     diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
     mism = int((diff.max(1) > 0).sum())
@@ -276,3 +274,29 @@ def compile_and_check(model: Int8Model, out_dir: str | os.PathLike, inputs: np.n
         raise VerificationError(f"the generated C differs from the Python int8 reference on {mism} of {len(xq)} "
                                 f"inputs (max difference {check.max_diff} steps)")
     return check
+
+
+def run_compiled(out_dir: str | os.PathLike, inputs_q: np.ndarray) -> np.ndarray:
+    """Outputs (int8, one row per input) of the compiled test program on int8 inputs."""
+    xq = np.ascontiguousarray(inputs_q, dtype=np.int8)
+    stdin = np.int32(len(xq)).tobytes() + xq.tobytes()
+    res = subprocess.run([str(Path(out_dir) / "model_test")], input=stdin, capture_output=True, check=True)
+    return np.frombuffer(res.stdout, dtype=np.int8).reshape(len(xq), -1)
+
+
+CORES = {"cortex-m0plus": "cortex-m0plus", "cortex-m4": "cortex-m4", "cortex-m7": "cortex-m7"}
+
+
+def cross_compile_size(out_dir: str | os.PathLike, core: str, opt: str = "-Os") -> CCheck | None:
+    """Sections of model.c compiled for a Cortex-M core with arm-none-eabi-gcc (None when the
+    core is not an Arm Cortex-M or the toolchain is not installed: Debian's gcc-arm-none-eabi)."""
+    cpu = CORES.get(core)
+    if cpu is None or shutil.which("arm-none-eabi-gcc") is None:
+        return None
+    out = Path(out_dir)
+    obj = out / f"model_{cpu}.o"
+    subprocess.run(["arm-none-eabi-gcc", "-std=c99", f"-mcpu={cpu}", "-mthumb", opt, "-Wall", "-Wextra", "-Werror",
+                    "-Wno-unused-function", "-c", str(out / "model.c"), "-o", str(obj)], check=True,
+                   capture_output=True, text=True)
+    text, data, bss = _size(obj, shutil.which("arm-none-eabi-size") or "arm-none-eabi-size")
+    return CCheck(True, 0, 0, 0, text, data, bss, f"arm-none-eabi-gcc -mcpu={cpu} {opt}")

@@ -146,8 +146,8 @@ def budget_table(checks: list[Check]) -> str:
         if unit == "B":
             return f"{v / 1024:.1f} KiB" if v < 1024 ** 2 else f"{v / 1024 ** 2:.2f} MiB"
         return f"{v:.3f} {unit}"
-    rows = [f"{'constraint':10} {'result':>14} {'budget':>14} {'margin':>8}  ok"]
+    rows = [f"{'constraint':24} {'result':>14} {'budget':>14} {'margin':>8}  ok"]
     for c in checks:
         m = "-" if c.margin is None else f"{100 * c.margin:+.0f}%"
-        rows.append(f"{c.name:10} {fmt(c.value, c.unit):>14} {fmt(c.limit, c.unit):>14} {m:>8}  {'yes' if c.ok else 'NO'}")
+        rows.append(f"{c.name:24} {fmt(c.value, c.unit):>14} {fmt(c.limit, c.unit):>14} {m:>8}  {'yes' if c.ok else 'NO'}")
     return "\n".join(rows)

@@ -86,6 +86,19 @@ def _scatter(cands, chosen: int, title: str) -> str:
     return "\n".join(out)
 
 
+def _c_section(c: dict) -> str:
+    if not c:
+        return "<h2>C code</h2><p>No C code was generated (needs gcc and an output folder).</p>"
+    sparse = ", ".join(escape(n) for n in c["sparse_layers"]) or "none (dense is smaller)"
+    return f"""<h2>C code</h2>
+<table id="ccode"><tr><td>outputs equal to the Python int8 reference</td><td>{'yes' if c['equal_to_reference'] else 'NO'}
+ ({c['checked_inputs']} test inputs)</td></tr>
+<tr><td>compiled with</td><td>{escape(c['compiler'])}</td></tr>
+<tr><td>text / data / bss</td><td>{c['text']} / {c['data']} / {c['bss']} bytes</td></tr>
+<tr><td>activation arena (static)</td><td>{c['arena_bytes']} bytes</td></tr>
+<tr><td>layers with sparse (CSR) kernels</td><td>{sparse}</td></tr></table>"""
+
+
 def fit_report_html(r) -> str:
     """`r`: an edgeprune.fit.FitResult."""
     p = r.profile
@@ -93,9 +106,9 @@ def fit_report_html(r) -> str:
     dense_checks = {c.name: c for c in check_budget(r.dense_cost, r.budget)}
     rows = []
     for c in r.checks:
-        d = dense_checks[c.name]
+        d = dense_checks.get(c.name)
         margin = "&ndash;" if c.margin is None else f"{100 * c.margin:+.0f} %"
-        rows.append(f"<tr><td>{c.name}</td><td>{_fmt(d.value, c.unit)}</td><td>{_fmt(c.value, c.unit)}</td>"
+        rows.append(f"<tr><td>{c.name}</td><td>{_fmt(d.value if d else None, c.unit)}</td><td>{_fmt(c.value, c.unit)}</td>"
                     f"<td>{_fmt(c.limit, c.unit)}</td><td>{margin}</td>"
                     f"<td class=\"{'ok' if c.ok else 'bad'}\">{'fits' if c.ok else 'OVER'}</td></tr>")
     acc_rows = "".join(f"<tr><td>{escape(k)}</td><td>{100 * v:.2f} %</td></tr>" for k, v in r.accuracy.items())
@@ -141,6 +154,7 @@ were scored by validation accuracy after least-squares reconstruction, without t
 <p>{escape(best.search)} search, t = {best.t:.3f}: {r.cost.macs} MACs (dense {r.dense_cost.macs}),
 {r.cost.weight_bytes} bytes of weights.</p>
 <ul>{files}</ul>
+{_c_section(r.c_code)}
 <h2>Device profile</h2>
 <p>{escape(p.name)}: flash {_fmt(p.flash_bytes, 'B')}, RAM {_fmt(p.ram_bytes, 'B')}, {p.clock_hz / 1e6:.0f} MHz,
 int8 {p.macs_per_cycle.get('int8', 0)} MACs/cycle.</p>
