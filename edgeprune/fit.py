@@ -33,7 +33,7 @@ from edgeprune.errors import ConfigError
 from edgeprune.training import TrainConfig, evaluate, train
 
 RECOVERIES = ("finetune", "distill", "reconstruct", "none")
-SEARCHES = ("sensitivity", "uniform", "amc")
+SEARCHES = ("sensitivity", "uniform", "amc", "abc")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class FitConfig:
     searches: tuple[str, ...] = ("uniform", "sensitivity")
     recover: str = "finetune"
     finetune_epochs: int = 4
+    qat_epochs: int = 0  # quantization-aware fine-tuning after recovery (edgeprune.deploy.qat)
     lr: float = 1e-3
     calibration: int = 500
     val_samples: int = 2000
@@ -190,7 +191,7 @@ class _Fitter:
         elif name == "sensitivity":
             e = self._sensitivity_exponents()
         else:
-            e = self._amc_exponents()
+            e = self._policy_exponents(name)
         floor = np.array([1.0 / s for s in self.space.sizes])
         return lambda t: np.maximum(floor, t ** e).tolist()
 
@@ -206,7 +207,10 @@ class _Fitter:
         e = 1.0 / np.asarray(drops)
         return np.clip(e / e.mean(), 0.25, 4.0)
 
-    def _amc_exponents(self) -> np.ndarray:
+    def _policy_exponents(self, name: str) -> np.ndarray:
+        """The shape of an AMC (DDPG) or ABCPruner (bee colony) policy found for the MACs ratio
+        the latency/energy budget implies; scored without training."""
+        from edgeprune.search.abc import ABCConfig, ABCPruner
         from edgeprune.search.amc import AMC, AMCConfig
         dense = model_cost(self.model, self.x, self.profile, self.cfg.precision, self.cfg.sparse)
         ratios = [0.9]
@@ -215,9 +219,13 @@ class _Fitter:
         if self.budget.energy_mj:
             ratios.append(self.budget.energy_mj / dense.energy_mj)
         target = float(np.clip(min(ratios), 0.05, 0.95))
-        found = AMC(self.space, lambda m: evaluate(m, self.val),
-                    AMCConfig(target=target, episodes=self.cfg.amc_episodes, warmup=self.cfg.amc_episodes // 3,
-                              seed=self.cfg.seed, progress=False)).search()
+        if name == "amc":
+            found = AMC(self.space, lambda m: evaluate(m, self.val),
+                        AMCConfig(target=target, episodes=self.cfg.amc_episodes, warmup=self.cfg.amc_episodes // 3,
+                                  seed=self.cfg.seed, progress=False)).search()
+        else:
+            found = ABCPruner(self.space, lambda m: evaluate(m, self.val),
+                              ABCConfig(target=target, max_cycle=5, seed=self.cfg.seed, progress=False)).search()
         logk = np.log(np.clip(found.keep, 1e-3, 1.0))
         if logk.mean() > -1e-6:
             return np.ones(len(logk))
@@ -278,6 +286,13 @@ def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | 
                          distill_alpha=0.7 if teacher is not None else 0.0)
         train(pruned, task.train, task.val, tc, teacher=teacher)
     acc["recovered"] = evaluate(pruned, task.test)
+    if cfg.qat_epochs > 0:
+        from edgeprune.deploy.qat import FakeQuant
+        fq = FakeQuant(pruned)
+        train(pruned, task.train, task.val, TrainConfig(epochs=cfg.qat_epochs, lr=cfg.lr / 10, seed=cfg.seed,
+                                                        keep_best=False))
+        fq.remove()
+        acc["after_qat_float"] = evaluate(pruned, task.test)
     files: dict = {}
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -326,13 +341,15 @@ def _deploy_c(pruned: nn.Module, f: "_Fitter", task, c_dir: Path, acc: dict, fil
     xs, ys = zip(*[(x, y) for x, y in task.test])
     xs, ys = torch.cat(xs).numpy(), torch.cat(ys).numpy()
     host = compile_and_check(qm, c_dir, xs[:200])
-    out = run_compiled(c_dir, np.stack([qm.quantize_input(x) for x in xs]))
+    timing: dict = {}
+    out = run_compiled(c_dir, np.stack([qm.quantize_input(x) for x in xs]), timing)
     acc["int8_c"] = float((out.argmax(1) == ys).mean())
     target = cross_compile_size(c_dir, f.profile.core) or host
     files.update(c_source=c_dir / "model.c", c_header=c_dir / "model.h")
     f.c_report = {"equal_to_reference": host.equal, "checked_inputs": host.samples, "arena_bytes": gen.arena_bytes,
                   "sparse_layers": gen.sparse_layers, "compiler": target.compiler, "text": target.text,
-                  "data": target.data, "bss": target.bss, "host_text": host.text, "host_bss": host.bss}
+                  "data": target.data, "bss": target.bss, "host_text": host.text, "host_bss": host.bss,
+                  "host_us_per_inference": timing.get("us_per_input")}
     return [Check("flash (compiled)", target.flash_bytes, f.budget.flash_bytes, "B"),
             Check("RAM (compiled + stack)", target.ram_bytes + f.cfg.stack_bytes, f.budget.ram_bytes, "B")]
 

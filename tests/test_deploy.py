@@ -79,3 +79,22 @@ def test_unsupported_op_is_refused_by_name():
             return torch.sigmoid(x)
     with pytest.raises(ConfigError, match="sigmoid"):
         quantize_model(Odd(), torch.randn(1, 4), [torch.randn(2, 4)])
+
+
+def test_qat_rounds_weights_and_activations_in_the_forward_and_leaves_float_weights():
+    from edgeprune.deploy.qat import FakeQuant
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    x = torch.randn(32, 8)
+    fq = FakeQuant(model)
+    model.train()
+    out = model(x)
+    w = model[0].weight  # parametrized: the rounded weight
+    per_row = w.detach().abs().amax(1, keepdim=True) / 127
+    assert torch.allclose(w.detach() / per_row, torch.round(w.detach() / per_row), atol=1e-4)
+    out.sum().backward()  # gradients pass straight through
+    assert model[0].parametrizations.weight.original.grad is not None
+    levels = torch.unique(model[2](torch.relu(model[0](x))).detach())
+    assert len(levels) <= 256  # the output is on an int8 grid
+    fq.remove()
+    assert type(model[0].weight) is nn.Parameter and not hasattr(model[0], "parametrizations")

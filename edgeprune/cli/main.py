@@ -321,6 +321,7 @@ def cmd_fit(a) -> int:
                     flash_bytes=int(a.flash_kb * 1024) if a.flash_kb else None,
                     ram_bytes=int(a.ram_kb * 1024) if a.ram_kb else None, sparse=False,
                     searches=tuple(a.search), recover=a.recover, finetune_epochs=a.finetune_epochs, lr=a.lr,
+                    qat_epochs=a.qat_epochs,
                     calibration=a.calibration, seed=a.seed)
     from edgeprune.devices import load_profile
     load_profile(a.device)  # a bad device name fails before any training
@@ -473,10 +474,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--energy-mj", type=float, help="energy budget per inference (estimated)")
     s.add_argument("--flash-kb", type=float, help="flash budget in KiB (default: the device's)")
     s.add_argument("--ram-kb", type=float, help="RAM budget in KiB (default: the device's)")
-    s.add_argument("--search", nargs="+", default=["uniform", "sensitivity"], choices=["uniform", "sensitivity", "amc"])
+    s.add_argument("--search", nargs="+", default=["uniform", "sensitivity"],
+                   choices=["uniform", "sensitivity", "amc", "abc"],
+                   help="search directions: uniform, sensitivity analysis, AMC (DDPG) or ABCPruner (bee colony) policy shapes")
     s.add_argument("--recover", default="finetune", choices=["finetune", "distill", "reconstruct", "none"],
                    help="reconstruct: least squares only, no training (devices that cannot train)")
     s.add_argument("--finetune-epochs", type=int, default=4)
+    s.add_argument("--qat-epochs", type=int, default=0, help="quantization-aware fine-tuning epochs after recovery")
     s.add_argument("--epochs", type=int, default=8, help="training epochs of the default model")
     s.add_argument("--lr", type=float, default=1e-3)
     s.add_argument("--calibration", type=int, default=500)

@@ -95,6 +95,8 @@ def _c_section(c: dict) -> str:
  ({c['checked_inputs']} test inputs)</td></tr>
 <tr><td>compiled with</td><td>{escape(c['compiler'])}</td></tr>
 <tr><td>text / data / bss</td><td>{c['text']} / {c['data']} / {c['bss']} bytes</td></tr>
+<tr><td>measured on this host (gcc -O2, one core, process start and I/O included)</td>
+<td>{c.get('host_us_per_inference') or 0:.1f} us per inference</td></tr>
 <tr><td>activation arena (static)</td><td>{c['arena_bytes']} bytes</td></tr>
 <tr><td>layers with sparse (CSR) kernels</td><td>{sparse}</td></tr></table>"""
 
