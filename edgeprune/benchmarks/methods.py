@@ -143,22 +143,23 @@ def _versus(r: dict, scratch: dict | None) -> str:
 
 
 def pareto_svg(points: list[tuple[str, float, float, bool]], title: str) -> str:
-    """Accuracy (y) against kept MACs (x, log scale) per method; the Pareto front is joined."""
+    """Accuracy (y) against kept MACs (x, log scale) per method, numbered, with a legend; the
+    Pareto front is joined."""
     import math
-    W, H, L, B = 640, 400, 60, 50
+    W, H, L, B, PW = 900, 420, 60, 50, 560  # PW: plot width; the legend is on the right
     xs = [p[1] for p in points]
     ys = [p[2] for p in points]
     x0, x1 = math.log10(min(xs) * 0.8), math.log10(max(xs) * 1.25)
-    y0, y1 = min(ys) - 0.02, min(1.0, max(ys) + 0.01)
-    fx = lambda v: L + (math.log10(v) - x0) / (x1 - x0) * (W - L - 20)  # noqa: E731
+    y0, y1 = min(ys) - 0.01, min(1.0, max(ys) + 0.01)
+    fx = lambda v: L + (math.log10(v) - x0) / (x1 - x0) * (PW - L)  # noqa: E731
     fy = lambda v: H - B - (v - y0) / (y1 - y0) * (H - B - 30)  # noqa: E731
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
            f'<rect width="{W}" height="{H}" fill="white"/>', f'<text x="{W / 2}" y="18" text-anchor="middle" '
            f'font-size="13">{title}</text>',
-           f'<line x1="{L}" y1="{H - B}" x2="{W - 20}" y2="{H - B}" stroke="black"/>',
+           f'<line x1="{L}" y1="{H - B}" x2="{PW}" y2="{H - B}" stroke="black"/>',
            f'<line x1="{L}" y1="{H - B}" x2="{L}" y2="30" stroke="black"/>',
-           f'<text x="{W / 2}" y="{H - 12}" text-anchor="middle">kept MACs (fraction of the dense model, log scale)</text>',
-           f'<text x="14" y="{H / 2}" transform="rotate(-90 14 {H / 2})" text-anchor="middle">test accuracy</text>']
+           f'<text x="{(L + PW) / 2}" y="{H - 12}" text-anchor="middle">kept MACs (fraction of the dense model, log scale)</text>',
+           f'<text x="14" y="{H / 2}" transform="rotate(-90 14 {H / 2})" text-anchor="middle">test accuracy (%)</text>']
     for k in range(5):
         v = y0 + (y1 - y0) * k / 4
         out.append(f'<text x="{L - 6}" y="{fy(v) + 4:.1f}" text-anchor="end">{100 * v:.1f}</text>')
@@ -172,7 +173,9 @@ def pareto_svg(points: list[tuple[str, float, float, bool]], title: str) -> str:
     for i, (name, x, y, ours) in enumerate(points):
         colour = "#1f77b4" if ours else "#d62728"
         out.append(f'<circle cx="{fx(x):.1f}" cy="{fy(y):.1f}" r="4" fill="{colour}"/>')
-        out.append(f'<text x="{fx(x) + 6:.1f}" y="{fy(y) - 4 - 9 * (i % 2):.1f}">{name}</text>')
+        out.append(f'<text x="{fx(x) + 5 + 12 * (i % 3):.1f}" y="{fy(y) - 5:.1f}" fill="{colour}">{i + 1}</text>')
+        out.append(f'<text x="{PW + 20}" y="{40 + 16 * i}" fill="{colour}">{i + 1}. {name} '
+                   f'({100 * y:.1f} %, {x:.3f})</text>')
     out.append("</svg>")
     return "\n".join(out)
 
@@ -243,13 +246,26 @@ def _write(a, rows: list[dict], task) -> None:
               "", f"![accuracy against MACs]({stem}.svg)", "",
               "Structured methods and scratch compare at the same MACs; unstructured methods keep the dense MACs "
               "(their zeros pay off through sparse storage and kernels), so they are in the table but not on the plot."]
+    (out_dir / f"{stem}.svg").write_text(_plot(rows, a.model, a.task))
+    (out_dir / f"{stem}.json").write_text(json.dumps(rows, indent=1))
+    write_doc(out_dir / f"{stem}.md", lines)
+
+
+def _plot(rows: list[dict], model: str, task: str) -> str:
     points = [(r["method"], r["macs"], statistics.mean(r["acc"]),
                not r["method"].startswith(("Torch-Pruning", "torch.nn", "scratch")))
               for r in rows if r["kind"] != "unstructured"]
-    (out_dir / f"{stem}.svg").write_text(pareto_svg(points, f"{a.model} on {a.task}: accuracy against MACs "
-                                                    "(blue: edgeprune, red: baselines)"))
-    (out_dir / f"{stem}.json").write_text(json.dumps(rows, indent=1))
-    write_doc(out_dir / f"{stem}.md", lines)
+    return pareto_svg(points, f"{model} on {task}: accuracy against MACs (blue: edgeprune, red: baselines)")
+
+
+def replot(json_path: str | Path) -> Path:
+    """Redraw a benchmark's SVG from its JSON (methods_<task>_<model>.json)."""
+    path = Path(json_path)
+    task, model = path.stem.removeprefix("methods_").split("_", 1) if not path.stem.startswith("methods_fashion") \
+        else ("fashion_mnist", path.stem.removeprefix("methods_fashion_mnist_"))
+    out = path.with_suffix(".svg")
+    out.write_text(_plot(json.loads(path.read_text()), model, task))
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -269,7 +285,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--skip-structured", action="store_true")
     p.add_argument("--skip-unstructured", action="store_true")
     p.add_argument("--out-dir", default="docs")
-    run(p.parse_args(argv))
+    p.add_argument("--replot", nargs="*", help="only redraw the plots of these JSON result files")
+    a = p.parse_args(argv)
+    if a.replot:
+        for path in a.replot:
+            print(replot(path))
+        return
+    run(a)
 
 
 if __name__ == "__main__":
