@@ -72,7 +72,7 @@ class DSA:
             raise ConfigError("DSA needs the ChannelSpace built on the model it trains")
         self.model, self.space, self.cfg = model, space, config or DSAConfig()
         check_reachable(space, self.cfg.key, self.cfg.target, self.cfg.min_keep)
-        self.alpha = torch.ones(len(space), requires_grad=True)
+        self.alpha = torch.ones(len(space), dtype=torch.float64, requires_grad=True)
         self.total_steps = max(1, total_steps)
         self.gen = torch.Generator().manual_seed(self.cfg.seed)
         self.gates = ChannelGates(model, space)
@@ -139,6 +139,8 @@ class DSA:
                 lo = mid
             else:
                 hi = mid
+        while not fits(np.clip(a - hi * g, lo_a, 1)) and hi < 1e4:  # the feasible side of a rounding step
+            hi = hi * 1.01 + 1e-6
         self.alpha.copy_(torch.as_tensor(np.clip(a - hi * g, lo_a, 1)))
 
     def step(self, model: nn.Module, global_step: int) -> None:
