@@ -1,0 +1,76 @@
+"""A device in the federation: a Flower NumPyClient holding its own data.
+
+Each round it receives the global model (its architecture as a PrunePlan JSON in the config,
+its weights in the chosen encoding), trains `local_epochs` on its data, and answers with its
+weights in the same encoding, the number of samples, its training loss and the MACs it spent.
+With `selective` (FL-PQSU), it sends its update only when its training loss is lower than at
+its last upload; otherwise it answers with no weights and `skipped = 1`.
+
+`fault` injects the failures the server must survive: "drop" (raises: the device vanished),
+"slow" (sleeps `slow_seconds` before answering), "nan" (an update full of NaN), "shape" (an
+update with a wrong shape)."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from flwr.client import NumPyClient
+from torch.utils.data import DataLoader, TensorDataset
+
+from edgeprune.federated.codec import decode, encode
+from edgeprune.federated.model import build, get_weights, set_weights
+
+
+class EdgeClient(NumPyClient):
+    def __init__(self, cid: str, x: torch.Tensor, y: torch.Tensor, arch: str, arch_kwargs: dict,
+                 batch_size: int = 32, seed: int = 0, fault: str | None = None, slow_seconds: float = 2.0):
+        self.cid, self.arch, self.arch_kwargs = cid, arch, arch_kwargs
+        self.x, self.y = x, y
+        self.batch_size, self.seed = batch_size, seed
+        self.fault, self.slow_seconds = fault, slow_seconds
+        self.last_upload_loss = math.inf
+
+    def fit(self, parameters, config):
+        if self.fault == "drop":
+            raise ConnectionError(f"device {self.cid} dropped out")
+        bits = int(config.get("bits", 32))
+        model = build(self.arch, self.arch_kwargs, str(config.get("plan", "")))
+        set_weights(model, decode(parameters, bits))
+        g = torch.Generator().manual_seed(self.seed + int(config.get("round", 0)))
+        loader = DataLoader(TensorDataset(self.x, self.y), self.batch_size, shuffle=True, generator=g)
+        opt = torch.optim.SGD(model.parameters(), lr=float(config.get("lr", 0.05)), momentum=0.9)
+        model.train()
+        total, n = 0.0, 0
+        for _ in range(int(config.get("local_epochs", 1))):
+            for xb, yb in loader:
+                loss = torch.nn.functional.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(yb)
+                n += len(yb)
+        loss = total / max(n, 1)
+        macs = int(config.get("macs_per_sample", 0)) * 3 * n  # forward + backward ~ 3x forward
+        if self.fault == "slow":
+            time.sleep(self.slow_seconds)
+        if int(config.get("selective", 0)) and loss >= self.last_upload_loss:
+            return [], 0, {"loss": loss, "macs": macs, "skipped": 1}
+        self.last_upload_loss = loss
+        weights = get_weights(model)
+        if self.fault == "nan":
+            weights = [np.full_like(w, np.nan) for w in weights]
+        elif self.fault == "shape":
+            weights = [np.zeros((w.shape[0] + 1,) + w.shape[1:], dtype=w.dtype) for w in weights]
+        return encode(weights, bits), len(self.y), {"loss": loss, "macs": macs, "skipped": 0}
+
+    def evaluate(self, parameters, config):
+        bits = int(config.get("bits", 32))
+        model = build(self.arch, self.arch_kwargs, str(config.get("plan", ""))).eval()
+        set_weights(model, decode(parameters, bits))
+        with torch.no_grad():
+            out = model(self.x)
+            loss = float(torch.nn.functional.cross_entropy(out, self.y))
+            acc = float((out.argmax(1) == self.y).float().mean())
+        return loss, len(self.y), {"accuracy": acc}

@@ -1,0 +1,173 @@
+"""Server-side strategies on Flower's FedAvg, with traffic and compute accounting, rejection of
+bad updates, and a checkpoint every round to resume from after a restart.
+
+- "fedavg": the dense model, float32 both ways (the baseline).
+- "pqsu": FL-PQSU (Xu, Fang, Ding, Zou, Xiong, IEEE Access 2021): the global model is pruned
+  once before federated training (L1 filter pruning, a fixed ratio, here through edgeprune's
+  verified engine), what travels is 8-bit (per-tensor asymmetric min-max) in both directions,
+  and a client uploads only when its training loss is below that of its last upload.
+
+Every update is checked before aggregation: the number of tensors, every shape, and finiteness;
+a bad one is rejected and logged, never averaged. Clients that fail or time out are counted."""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from flwr.common import FitIns, Parameters, Scalar
+from flwr.server.strategy import FedAvg
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from edgeprune.federated.codec import from_parameters, nbytes, to_parameters
+from edgeprune.federated.model import build, get_weights, set_weights
+from edgeprune.metrics import count_macs
+from edgeprune.training import evaluate
+
+log = logging.getLogger("edgeprune.federated")
+METHODS = ("fedavg", "pqsu")
+
+
+@dataclass
+class RoundRecord:
+    round: int
+    accuracy: float
+    bytes_down: int
+    bytes_up: int
+    client_macs: int
+    accepted: int
+    rejected: int
+    skipped: int
+    failed: int
+
+
+@dataclass
+class FedHistory:
+    rounds: list[RoundRecord] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # why each bad update was refused
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(r.bytes_down + r.bytes_up for r in self.rounds)
+
+    def to_dict(self) -> dict:
+        return {"rounds": [asdict(r) for r in self.rounds], "rejected": self.rejected, "total_bytes": self.total_bytes}
+
+
+class EdgeStrategy(FedAvg):
+    def __init__(self, arch: str, arch_kwargs: dict, model: nn.Module, example: torch.Tensor, test_loader,
+                 method: str = "fedavg", prune_ratio: float = 0.5, local_epochs: int = 1, lr: float = 0.05,
+                 fraction_fit: float = 1.0, min_fit_clients: int = 2, min_available_clients: int = 2,
+                 checkpoint_dir: str | os.PathLike | None = None):
+        if method not in METHODS:
+            raise ValueError(f"unknown federated method {method!r}; choose one of {METHODS}")
+        super().__init__(fraction_fit=fraction_fit, fraction_evaluate=0.0, min_fit_clients=min_fit_clients,
+                         min_available_clients=min_available_clients)
+        self.arch, self.arch_kwargs, self.method = arch, arch_kwargs, method
+        self.example, self.test_loader = example, test_loader
+        self.local_epochs, self.lr = local_epochs, lr
+        self.bits = 8 if method == "pqsu" else 32
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.history = FedHistory()
+        self.done_rounds = 0
+        self.plan_json = ""
+        self.model = copy.deepcopy(model).eval()
+        if not self._resume() and method == "pqsu":
+            self._prune_once(prune_ratio)
+        self.macs = count_macs(self.model, example)
+        self._pending: dict = {}
+
+    # -- model state ------------------------------------------------------------------
+    def _prune_once(self, ratio: float) -> None:
+        from edgeprune.api import PruneConfig, prune
+        r = prune(self.model, PruneConfig(criterion="l1", prune_ratio=ratio), example_inputs=self.example)
+        self.model, self.plan_json = r.model.eval(), json.dumps(r.plan.to_dict())
+
+    def _resume(self) -> bool:
+        if self.checkpoint_dir is None or not (self.checkpoint_dir / "state.json").exists():
+            return False
+        state = json.loads((self.checkpoint_dir / "state.json").read_text())
+        self.plan_json = state["plan"]
+        self.model = build(self.arch, self.arch_kwargs, self.plan_json).eval()
+        self.model.load_state_dict(load_file(self.checkpoint_dir / "model.safetensors"))
+        self.done_rounds = state["round"]
+        self.history = FedHistory([RoundRecord(**r) for r in state["history"]["rounds"]], state["history"]["rejected"])
+        log.info("resumed from %s after round %d", self.checkpoint_dir, self.done_rounds)
+        return True
+
+    def _checkpoint(self) -> None:
+        if self.checkpoint_dir is None:
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.checkpoint_dir))
+        try:  # write both files, then move them into place (a crash leaves the last good pair)
+            save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, tmp / "model.safetensors")
+            (tmp / "state.json").write_text(json.dumps({"round": self.done_rounds, "plan": self.plan_json,
+                                                        "history": self.history.to_dict()}))
+            os.replace(tmp / "model.safetensors", self.checkpoint_dir / "model.safetensors")
+            os.replace(tmp / "state.json", self.checkpoint_dir / "state.json")
+        finally:
+            for p in tmp.iterdir():
+                p.unlink()
+            tmp.rmdir()
+
+    # -- Flower hooks ------------------------------------------------------------------
+    def initialize_parameters(self, client_manager) -> Parameters | None:
+        return to_parameters(get_weights(self.model), 32)
+
+    def configure_fit(self, server_round: int, parameters: Parameters, client_manager):
+        pairs = super().configure_fit(server_round, parameters, client_manager)
+        down = to_parameters(get_weights(self.model), self.bits)
+        config: dict[str, Scalar] = {"round": self.done_rounds + server_round, "bits": self.bits, "plan": self.plan_json,
+                                     "local_epochs": self.local_epochs, "lr": self.lr, "macs_per_sample": self.macs,
+                                     "selective": int(self.method == "pqsu")}
+        size = nbytes(down) + len(self.plan_json.encode())
+        self._pending = {"bytes_down": size * len(pairs)}
+        return [(client, FitIns(down, dict(config))) for client, _ in pairs]
+
+    def aggregate_fit(self, server_round: int, results, failures):
+        rnd = self.done_rounds + server_round
+        ref = [w.shape for w in get_weights(self.model)]
+        accepted, weights, up, macs, skipped, rejected = [], [], 0, 0, 0, 0
+        for client, res in results:
+            up += nbytes(res.parameters)
+            macs += int(res.metrics.get("macs", 0))
+            if int(res.metrics.get("skipped", 0)):
+                skipped += 1
+                continue
+            try:
+                arrays = from_parameters(res.parameters, self.bits)
+                if len(arrays) != len(ref) or any(a.shape != s for a, s in zip(arrays, ref)):
+                    raise ValueError(f"shapes {[a.shape for a in arrays][:3]}... do not match the global model")
+                if not all(np.isfinite(a).all() for a in arrays):
+                    raise ValueError("non-finite values")
+            except Exception as exc:  # noqa: BLE001 - any malformed update is refused, not averaged
+                rejected += 1
+                why = f"round {rnd}, client {client.cid}: {exc}"
+                self.history.rejected.append(why)
+                log.warning("rejected update: %s", why)
+                continue
+            accepted.append(arrays)
+            weights.append(res.num_examples)
+        if accepted:
+            total = float(sum(weights))
+            avg = [sum(w / total * a[i] for a, w in zip(accepted, weights)) for i in range(len(ref))]
+            set_weights(self.model, [np.asarray(a, dtype=np.float32) for a in avg])
+        acc = evaluate(self.model, self.test_loader)
+        self.history.rounds.append(RoundRecord(rnd, acc, self._pending.get("bytes_down", 0), up, macs, len(accepted),
+                                               rejected, skipped, len(failures)))
+        self.done_rounds = rnd
+        self._checkpoint()
+        log.info("round %d: accuracy %.4f, %d accepted, %d rejected, %d skipped, %d failed", rnd, acc, len(accepted),
+                 rejected, skipped, len(failures))
+        return to_parameters(get_weights(self.model), 32), {"accuracy": acc}
+
+    def configure_evaluate(self, server_round, parameters, client_manager):
+        return []
