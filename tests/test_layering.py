@@ -12,7 +12,7 @@ LAYERS = [
     ["criteria", "selection", "metrics"],
     ["pruning"],
     ["api", "report_table", "report", "data", "zoo", "training", "devices"],
-    ["store", "workflow", "methods", "sparsify", "search", "fit"],
+    ["store", "workflow", "methods", "sparsify", "search", "fit", "federated"],
     ["__init__"],
     ["cli", "sweep", "bench_engine", "benchmarks"],
 ]

@@ -350,6 +350,43 @@ def cmd_fit(a) -> int:
     return 0 if r.fits else 1
 
 
+def cmd_federated(a) -> int:
+    try:
+        import flwr  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("federated learning needs Flower: pip install 'flwr==1.41.0' "
+                          "(or pip install -e '.[federated]')") from exc
+    if a.role == "serve":
+        from edgeprune.federated.deploy import serve
+        res = serve(a.address, a.method[0], a.rounds, a.min_devices, a.local_epochs, a.lr, a.prune_ratio,
+                    checkpoint_dir=a.checkpoint, out=a.history, seed=a.seed)
+        print(json.dumps(res) if a.json else f"{len(res['rounds'])} rounds; accuracy "
+              f"{res['rounds'][-1]['accuracy']:.4f}; {res['total_bytes'] / 2 ** 20:.2f} MiB in all")
+        return 0
+    if a.role == "device":
+        from edgeprune.federated.deploy import device
+        if a.user is None:
+            raise ConfigError("device needs --user N (a HAPT user, 1-21)")
+        device(a.address, a.user, fault=a.fault, seed=a.seed)
+        return 0
+    from edgeprune.federated.experiment import FedConfig, compare
+    cfg = FedConfig(rounds=a.rounds, devices_per_user=a.devices_per_user, local_epochs=a.local_epochs, lr=a.lr,
+                    fraction_fit=a.fraction_fit, prune_ratio=a.prune_ratio, seed=a.seed)
+    res = compare(tuple(a.method), cfg, a.out)
+    if a.json:
+        print(json.dumps(res))
+    else:
+        base = res.get("fedavg")
+        for m, r in res.items():
+            last = r["rounds"][-1]
+            ratio = f", {base['total_bytes'] / r['total_bytes']:.1f}x less traffic than fedavg" if base and m != "fedavg" else ""
+            print(f"{m:8} accuracy {100 * last['accuracy']:.2f} % after {len(r['rounds'])} rounds; "
+                  f"{r['total_bytes'] / 2 ** 20:.1f} MiB in all{ratio}; {len(r['rejected'])} updates rejected")
+        if a.out:
+            print(f"plot and figures in {a.out}/federated.svg, {a.out}/federated.json")
+    return 0
+
+
 def cmd_bench_methods(a) -> int:
     from edgeprune.benchmarks.methods import main as bench_main
 
@@ -486,6 +523,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calibration", type=int, default=500)
     _add_data(s)
     s.set_defaults(fn=cmd_fit)
+
+    s = sub.add_parser("federated", help="federated learning with pruning on Flower (HAPT users as devices)")
+    s.add_argument("role", choices=["simulate", "serve", "device"], help="simulate on this machine, or run a real "
+                   "server / device process over gRPC")
+    s.add_argument("--method", nargs="+", default=["fedavg", "pqsu"], choices=["fedavg", "pqsu"],
+                   help="strategies (simulate runs each, side by side; serve uses the first)")
+    s.add_argument("--rounds", type=int, default=20)
+    s.add_argument("--local-epochs", type=int, default=1)
+    s.add_argument("--lr", type=float, default=0.05)
+    s.add_argument("--prune-ratio", type=float, default=0.5, help="pqsu: fraction of channels pruned once, up front")
+    s.add_argument("--devices-per-user", type=int, default=1, help="simulate: split each user into N devices")
+    s.add_argument("--fraction-fit", type=float, default=1.0, help="simulate: devices sampled per round")
+    s.add_argument("--out", type=Path, help="simulate: folder for federated.json and federated.svg")
+    s.add_argument("--address", default="127.0.0.1:8080")
+    s.add_argument("--min-devices", type=int, default=2)
+    s.add_argument("--checkpoint", help="serve: folder for the per-round checkpoint (resumes from it)")
+    s.add_argument("--history", help="serve: write the history JSON here")
+    s.add_argument("--user", type=int, help="device: the HAPT user whose data this device holds")
+    s.add_argument("--fault", choices=["drop", "slow", "nan", "shape"], help="device: misbehave (for tests)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_federated)
 
     s = sub.add_parser("bench-methods", help="pruning methods side by side with baselines and scratch training "
                                              "(options: edgeprune bench-methods -- --help)")

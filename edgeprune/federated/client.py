@@ -62,7 +62,7 @@ class EdgeClient(NumPyClient):
         if self.fault == "nan":
             weights = [np.full_like(w, np.nan) for w in weights]
         elif self.fault == "shape":
-            weights = [np.zeros((w.shape[0] + 1,) + w.shape[1:], dtype=w.dtype) for w in weights]
+            weights = [np.zeros((w.shape[0] + 1,) + w.shape[1:], dtype=w.dtype) if w.ndim else w for w in weights]
         return encode(weights, bits), len(self.y), {"loss": loss, "macs": macs, "skipped": 0}
 
     def evaluate(self, parameters, config):

@@ -82,6 +82,7 @@ class EdgeStrategy(FedAvg):
         if not self._resume() and method == "pqsu":
             self._prune_once(prune_ratio)
         self.macs = count_macs(self.model, example)
+        self.start_round = self.done_rounds  # Flower counts rounds from 1 in every server run
         self._pending: dict = {}
 
     # -- model state ------------------------------------------------------------------
@@ -125,7 +126,7 @@ class EdgeStrategy(FedAvg):
     def configure_fit(self, server_round: int, parameters: Parameters, client_manager):
         pairs = super().configure_fit(server_round, parameters, client_manager)
         down = to_parameters(get_weights(self.model), self.bits)
-        config: dict[str, Scalar] = {"round": self.done_rounds + server_round, "bits": self.bits, "plan": self.plan_json,
+        config: dict[str, Scalar] = {"round": self.start_round + server_round, "bits": self.bits, "plan": self.plan_json,
                                      "local_epochs": self.local_epochs, "lr": self.lr, "macs_per_sample": self.macs,
                                      "selective": int(self.method == "pqsu")}
         size = nbytes(down) + len(self.plan_json.encode())
@@ -133,7 +134,7 @@ class EdgeStrategy(FedAvg):
         return [(client, FitIns(down, dict(config))) for client, _ in pairs]
 
     def aggregate_fit(self, server_round: int, results, failures):
-        rnd = self.done_rounds + server_round
+        rnd = self.start_round + server_round
         ref = [w.shape for w in get_weights(self.model)]
         accepted, weights, up, macs, skipped, rejected = [], [], 0, 0, 0, 0
         for client, res in results:

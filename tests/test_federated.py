@@ -1,0 +1,97 @@
+"""Federated learning on Flower: simulation through Flower's server loop with faulty devices,
+FL-PQSU's traffic saving, resuming from a checkpoint, and real processes over gRPC."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("flwr")
+
+from edgeprune.federated.experiment import FedConfig, hapt_devices, run_federated  # noqa: E402
+from edgeprune.federated.simulation import simulate  # noqa: E402
+from edgeprune.federated.strategy import EdgeStrategy  # noqa: E402
+from edgeprune.zoo import create_model  # noqa: E402
+
+
+def _strategy(clients, test, kwargs, method="fedavg", checkpoint_dir=None):
+    return EdgeStrategy("har_cnn", kwargs, create_model("har_cnn", **kwargs), clients[0].x[:1], test, method,
+                        min_fit_clients=2, min_available_clients=len(clients), checkpoint_dir=checkpoint_dir)
+
+
+def test_bad_updates_are_rejected_and_failures_counted():
+    cfg = FedConfig(rounds=2, faults=((0, "nan"), (1, "shape"), (2, "drop")))
+    clients, test, kwargs = hapt_devices(cfg)
+    clients = clients[:6]
+    strategy = _strategy(clients, test, kwargs)
+    history = simulate(clients, strategy, 2)
+    assert [r.round for r in history.rounds] == [1, 2]
+    for r in history.rounds:
+        assert r.rejected == 2 and r.failed == 1 and r.accepted == 3
+    assert any("non-finite" in why for why in history.rejected)
+    assert any("do not match" in why for why in history.rejected)
+    assert history.rounds[-1].accuracy > 0.3  # the good devices still train a useful model
+
+
+def test_slow_device_times_out_and_the_round_goes_on():
+    cfg = FedConfig(rounds=1, faults=((0, "slow"),))
+    clients, test, kwargs = hapt_devices(cfg)
+    clients = clients[:3]
+    clients[0].slow_seconds = 30
+    history = simulate(clients, _strategy(clients, test, kwargs), 1, round_timeout=10)
+    assert history.rounds[0].failed == 1 and history.rounds[0].accepted == 2
+
+
+def test_pqsu_sends_far_less_than_fedavg():
+    cfg = FedConfig(rounds=3)
+    dense = run_federated(cfg)
+    pqsu = run_federated(FedConfig(rounds=3, method="pqsu"))
+    # pruned once (about a quarter of the weights at ratio 0.5) and 8-bit: more than 10x less traffic
+    assert dense.total_bytes > 10 * pqsu.total_bytes
+    assert pqsu.rounds[-1].accuracy > 0.5 and dense.rounds[-1].accuracy > 0.5
+    assert sum(r.client_macs for r in pqsu.rounds) < 0.5 * sum(r.client_macs for r in dense.rounds)
+
+
+def test_server_restart_resumes_from_its_checkpoint(tmp_path):
+    cfg = FedConfig(rounds=2)
+    clients, test, kwargs = hapt_devices(cfg)
+    clients = clients[:4]
+    simulate(clients, _strategy(clients, test, kwargs, "pqsu", tmp_path), 2)
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["round"] == 2
+    again = _strategy(clients, test, kwargs, "pqsu", tmp_path)  # a new server process
+    assert again.done_rounds == 2 and again.plan_json == state["plan"]
+    history = simulate(clients, again, 3)  # one more round, numbered 3
+    assert [r.round for r in history.rounds] == [1, 2, 3]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_server_and_devices_over_grpc(tmp_path):
+    address = f"127.0.0.1:{_free_port()}"
+    out = tmp_path / "history.json"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cli = [sys.executable, "-m", "edgeprune.cli.main", "federated"]
+    server = subprocess.Popen(cli + ["serve", "--address", address, "--method", "pqsu", "--rounds", "2",
+                                     "--min-devices", "3", "--history", str(out)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(3)
+    devices = [subprocess.Popen(cli + ["device", "--address", address, "--user", str(u)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for u in (1, 2, 3)]
+    try:
+        server.wait(timeout=240)
+    finally:
+        for p in devices + [server]:
+            if p.poll() is None:
+                p.kill()
+    assert server.returncode == 0, server.stdout.read()[-2000:]
+    history = json.loads(out.read_text())
+    assert [r["round"] for r in history["rounds"]] == [1, 2]
+    assert all(r["accepted"] == 3 for r in history["rounds"]) and history["total_bytes"] > 0
