@@ -56,7 +56,7 @@ class EdgeClient(NumPyClient):
         if self.fault == "slow":
             time.sleep(self.slow_seconds)
         if int(config.get("selective", 0)) and loss >= self.last_upload_loss:
-            return [], 0, {"loss": loss, "macs": macs, "skipped": 1}
+            return [], len(self.y), {"loss": loss, "macs": macs, "skipped": 1}
         self.last_upload_loss = loss
         weights = get_weights(model)
         if self.fault == "nan":

@@ -5,7 +5,9 @@ bad updates, and a checkpoint every round to resume from after a restart.
 - "pqsu": FL-PQSU (Xu, Fang, Ding, Zou, Xiong, IEEE Access 2021): the global model is pruned
   once before federated training (L1 filter pruning, a fixed ratio, here through edgeprune's
   verified engine), what travels is 8-bit (per-tensor asymmetric min-max) in both directions,
-  and a client uploads only when its training loss is below that of its last upload.
+  and a client uploads only when its training loss is below that of its last upload. A device
+  that skips counts as an update of zero in the weighted average (the global model is kept for
+  its share), so a round with few uploads moves the model only a little.
 
 Every update is checked before aggregation: the number of tensors, every shape, and finiteness;
 a bad one is rejected and logged, never averaged. Clients that fail or time out are counted."""
@@ -137,11 +139,13 @@ class EdgeStrategy(FedAvg):
         rnd = self.start_round + server_round
         ref = [w.shape for w in get_weights(self.model)]
         accepted, weights, up, macs, skipped, rejected = [], [], 0, 0, 0, 0
+        skipped_examples = 0
         for client, res in results:
             up += nbytes(res.parameters)
             macs += int(res.metrics.get("macs", 0))
             if int(res.metrics.get("skipped", 0)):
                 skipped += 1
+                skipped_examples += res.num_examples
                 continue
             try:
                 arrays = from_parameters(res.parameters, self.bits)
@@ -158,8 +162,10 @@ class EdgeStrategy(FedAvg):
             accepted.append(arrays)
             weights.append(res.num_examples)
         if accepted:
-            total = float(sum(weights))
-            avg = [sum(w / total * a[i] for a, w in zip(accepted, weights)) for i in range(len(ref))]
+            total = float(sum(weights) + skipped_examples)
+            current = get_weights(self.model)
+            avg = [current[i] + sum(w / total * (a[i] - current[i]) for a, w in zip(accepted, weights))
+                   for i in range(len(ref))]
             set_weights(self.model, [np.asarray(a, dtype=np.float32) for a in avg])
         acc = evaluate(self.model, self.test_loader)
         self.history.rounds.append(RoundRecord(rnd, acc, self._pending.get("bytes_down", 0), up, macs, len(accepted),
