@@ -78,4 +78,35 @@ def compare(methods: tuple[str, ...], cfg: FedConfig, out: str | Path | None = N
         (out / "federated.json").write_text(json.dumps(results, indent=1))
         from edgeprune.federated.plot import rounds_svg
         (out / "federated.svg").write_text(rounds_svg(results))
+        (out / "summary.md").write_text(summary_table(results, cfg))
     return results
+
+
+def summary_table(results: dict, cfg: FedConfig) -> str:
+    """Markdown: final and best accuracy, traffic, device compute, and the traffic each method
+    needed to first come within 1 point of FedAvg's best accuracy."""
+    base = results.get("fedavg")
+    goal = max(r["accuracy"] for r in base["rounds"]) - 0.01 if base else None
+    lines = [f"| method | devices | rounds | final accuracy | best | total traffic | per round down / up | "
+             f"device MACs | rejected | first within 1 pt of FedAvg's best | traffic until then |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m, r in results.items():
+        rounds = r["rounds"]
+        down = sum(x["bytes_down"] for x in rounds) / len(rounds)
+        up = sum(x["bytes_up"] for x in rounds) / len(rounds)
+        reach, traffic = "-", "-"
+        if goal is not None:
+            total = 0
+            for x in rounds:
+                total += x["bytes_down"] + x["bytes_up"]
+                if x["accuracy"] >= goal:
+                    reach, traffic = f"round {x['round']}", f"{total / 2 ** 20:.1f} MiB"
+                    break
+            else:
+                reach = "never"
+        devices = rounds[0]["accepted"] + rounds[0]["rejected"] + rounds[0]["skipped"] + rounds[0]["failed"]
+        lines.append(f"| {m} | {devices} | {len(rounds)} | {100 * rounds[-1]['accuracy']:.2f} % | "
+                     f"{100 * max(x['accuracy'] for x in rounds):.2f} % | {r['total_bytes'] / 2 ** 20:.1f} MiB | "
+                     f"{down / 2 ** 20:.2f} / {up / 2 ** 20:.2f} MiB | "
+                     f"{sum(x['client_macs'] for x in rounds) / 1e9:.1f} G | {len(r['rejected'])} | {reach} | {traffic} |")
+    return "\n".join(lines) + "\n"
