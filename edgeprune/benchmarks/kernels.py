@@ -109,6 +109,10 @@ def run(out: str | None = "docs/kernels.md") -> list[dict]:
                  "|---|---|---|---|---|---|"]
         lines += [f"| {r['layer']} | {r['sparsity']:.0%} | {r['dense_us']:.1f} | {r['sparse_us']:.1f} | "
                   f"{r['dense_us'] / r['sparse_us']:.2f}x | {'yes' if r['equal'] else 'NO'} |" for r in rows]
+        lines += ["", "Reading it: the linear kernel is the clean comparison (same loop, CSR adds an index load per "
+                  "weight): sparse wins from about 70 % sparsity. For convolutions the CSR kernel's loop order "
+                  "(one weight at a time over a row of output positions) is already as fast as the dense "
+                  "direct convolution at 0 %, so part of its speed-up comes from that order, not from the zeros."]
         write_doc(out, lines)
     return rows
 
