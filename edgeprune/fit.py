@@ -30,7 +30,7 @@ from torch import nn
 
 from edgeprune.devices import Budget, Check, DeviceCost, budget_table, check_budget, load_profile, model_cost
 from edgeprune.errors import ConfigError
-from edgeprune.training import TrainConfig, evaluate, train
+from edgeprune.training import TrainConfig, evaluate, take_samples, train
 
 RECOVERIES = ("finetune", "distill", "reconstruct", "none")
 SEARCHES = ("sensitivity", "uniform", "amc", "abc")
@@ -113,16 +113,6 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _subset(loader, n: int) -> list:
-    out, seen = [], 0
-    for x, y in loader:
-        out.append((x, y))
-        seen += len(y)
-        if seen >= n:
-            break
-    return out
-
-
 def live_timeline(model: nn.Module, example, element_bytes: int) -> list[int]:
     """Bytes of activations alive after each op, in execution order (the memory timeline)."""
     from edgeprune.graph.trace import trace
@@ -157,7 +147,7 @@ class _Fitter:
         self.budget = Budget.of(self.profile, cfg.latency_ms, cfg.energy_mj, cfg.flash_bytes, cfg.ram_bytes)
         self.x = torch.randn(1, *task.input_shape)
         self.calib = calibration_batches(task, cfg.calibration)
-        self.val = _subset(task.val, cfg.val_samples)
+        self.val = take_samples(task.val, cfg.val_samples)
         self.space = ChannelSpace(self.model, self.x, "l1")
         self.candidates: list[Candidate] = []
         self.c_report: dict = {}

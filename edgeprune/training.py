@@ -45,6 +45,17 @@ class TrainHistory:
     best_val_accuracy: float | None = None
 
 
+def take_samples(loader: Iterable, n: int) -> list:
+    """The first batches of `loader` holding at least `n` samples (all of them if fewer)."""
+    out, seen = [], 0
+    for x, y in loader:
+        out.append((x, y))
+        seen += len(y)
+        if seen >= n:
+            break
+    return out
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable) -> float:
     """Top-1 accuracy over `loader` (batches of (x, y))."""

@@ -16,7 +16,7 @@ from edgeprune.errors import ConfigError
 from edgeprune.export.onnx import export_onnx
 from edgeprune.metrics import measure
 from edgeprune.report_table import before_after_table
-from edgeprune.training import TrainConfig, evaluate, train
+from edgeprune.training import TrainConfig, evaluate, take_samples, train
 from edgeprune.zoo import MODELS
 
 
@@ -49,13 +49,7 @@ def load_task(name: str, batch_size: int = 64, npz: str | None = None, root: str
 
 
 def calibration_batches(task: Task, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    out, seen = [], 0
-    for x, y in task.train:
-        out.append((x, y))
-        seen += len(y)
-        if seen >= n:
-            break
-    return out
+    return take_samples(task.train, n)
 
 
 RECOVERY = ("finetune", "distill", "reconstruct", "bn-recalibrate", "none")

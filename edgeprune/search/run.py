@@ -11,7 +11,7 @@ from torch import nn
 
 from edgeprune.api import PruneResult
 from edgeprune.errors import ConfigError
-from edgeprune.training import TrainConfig, evaluate, train
+from edgeprune.training import TrainConfig, evaluate, take_samples, train
 
 SEARCH_METHODS = ("amc", "abc", "dsa")
 
@@ -26,16 +26,6 @@ class SearchOptions:
     calibration: int = 500  # samples for AMC's least-squares refit
     val_samples: int = 2000  # held-out samples that score candidates
     progress: bool = True
-
-
-def _subset(loader, n: int) -> list:
-    out, seen = [], 0
-    for x, y in loader:
-        out.append((x, y))
-        seen += len(y)
-        if seen >= n:
-            break
-    return out
 
 
 def search_prune(model: nn.Module, task, method: str, target: float, key: str = "macs",
@@ -55,7 +45,7 @@ def search_prune(model: nn.Module, task, method: str, target: float, key: str = 
     torch.manual_seed(seed)
     model = model.eval()
     example = torch.randn(1, *task.input_shape)
-    val = _subset(task.val, opts.val_samples)
+    val = take_samples(task.val, opts.val_samples)
     acc = {"before": evaluate(model, task.test)}
     info: dict = {"method": method}
     if method == "amc":
