@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -289,7 +290,7 @@ def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | 
         out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.quantize:
         from edgeprune.export.quantize import evaluate_onnx, quantize_int8
-        base = Path(out_dir) if out_dir is not None else Path(tempfile_dir())
+        base = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="edgeprune-fit-"))
         fp, qp = base / "model.onnx", base / "model_int8.onnx"
         quantize_int8(pruned, f.x, f.calib, fp, qp, samples=cfg.calibration)
         check = evaluate_onnx(qp, task.test, pruned)
@@ -342,11 +343,6 @@ def _deploy_c(pruned: nn.Module, f: "_Fitter", task, c_dir: Path, acc: dict, fil
                   "host_us_per_inference": timing.get("us_per_input")}
     return [Check("flash (compiled)", target.flash_bytes, f.budget.flash_bytes, "B"),
             Check("RAM (compiled + stack)", target.ram_bytes + f.cfg.stack_bytes, f.budget.ram_bytes, "B")]
-
-
-def tempfile_dir() -> str:
-    import tempfile
-    return tempfile.mkdtemp(prefix="edgeprune-fit-")
 
 
 __all__ = ["FitConfig", "FitResult", "fit"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeprune.deploy.int8 import Int8Model, Op
+from edgeprune.deploy.int8 import Int8Model
 from edgeprune.errors import ConfigError, VerificationError
 
 

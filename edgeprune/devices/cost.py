@@ -24,7 +24,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from edgeprune.devices.profiles import Budget, DeviceProfile

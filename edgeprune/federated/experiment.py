@@ -87,8 +87,8 @@ def summary_table(results: dict, cfg: FedConfig) -> str:
     needed to first come within 1 point of FedAvg's best accuracy."""
     base = results.get("fedavg")
     goal = max(r["accuracy"] for r in base["rounds"]) - 0.01 if base else None
-    lines = [f"| method | devices | rounds | final accuracy | best | total traffic | per round down / up | "
-             f"device MACs | rejected | first within 1 pt of FedAvg's best | traffic until then |",
+    lines = ["| method | devices | rounds | final accuracy | best | total traffic | per round down / up | "
+             "device MACs | rejected | first within 1 pt of FedAvg's best | traffic until then |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for m, r in results.items():
         rounds = r["rounds"]
