@@ -95,3 +95,18 @@ def test_real_server_and_devices_over_grpc(tmp_path):
     history = json.loads(out.read_text())
     assert [r["round"] for r in history["rounds"]] == [1, 2]
     assert all(r["accepted"] == 3 for r in history["rounds"]) and history["total_bytes"] > 0
+
+
+def test_membership_auc_and_memdefense_perturbation():
+    import numpy as np
+    from edgeprune.federated.privacy import auc, perturb_update
+    assert auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0  # members all score higher
+    assert auc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
+    assert auc(np.array([1.0, 1.0]), np.array([1.0, 1.0])) == 0.5  # ties: chance
+    g = [np.ones((10, 10), dtype=np.float32)]
+    local = [g[0].copy()]
+    local[0][0, :5] += 5.0  # five entries moved a lot
+    local[0][1, :] += 0.1  # ten moved a little
+    out = perturb_update(local, g, 0.05)[0]
+    assert np.array_equal(out[0, :5], g[0][0, :5])  # the most member-specific changes are withheld
+    assert np.allclose(out[1], local[0][1])  # the rest is sent as trained

@@ -59,6 +59,10 @@ class EdgeClient(NumPyClient):
             return [], len(self.y), {"loss": loss, "macs": macs, "skipped": 1}
         self.last_upload_loss = loss
         weights = get_weights(model)
+        perturb = float(config.get("perturb", 0.0))
+        if perturb > 0:  # MemDefense (reconstruction): withhold the most member-specific changes
+            from edgeprune.federated.privacy import perturb_update
+            weights = perturb_update(weights, decode(parameters, bits), perturb)
         if self.fault == "nan":
             weights = [np.full_like(w, np.nan) for w in weights]
         elif self.fault == "shape":

@@ -26,6 +26,7 @@ class FedConfig:
     lr: float = 0.05
     fraction_fit: float = 1.0
     prune_ratio: float = 0.5
+    perturb: float = 0.1  # memdefense: fraction of each upload withheld
     arch: str = "har_cnn"
     seed: int = 0
     round_timeout: float | None = None
@@ -60,8 +61,16 @@ def run_federated(cfg: FedConfig, checkpoint_dir: str | Path | None = None) -> F
     example = clients[0].x[:1]
     strategy = EdgeStrategy(cfg.arch, kwargs, model, example, test, cfg.method, cfg.prune_ratio, cfg.local_epochs,
                             cfg.lr, cfg.fraction_fit, min_fit_clients=max(1, int(cfg.fraction_fit * len(clients) // 2)),
-                            min_available_clients=len(clients), checkpoint_dir=checkpoint_dir)
-    return simulate(clients, strategy, cfg.rounds, cfg.round_timeout)
+                            min_available_clients=len(clients), checkpoint_dir=checkpoint_dir, perturb=cfg.perturb)
+    history = simulate(clients, strategy, cfg.rounds, cfg.round_timeout)
+    from edgeprune.federated.privacy import membership_auc
+    g = torch.Generator().manual_seed(cfg.seed)
+    mx = torch.cat([c.x for c in clients])
+    my = torch.cat([c.y for c in clients])
+    pick = torch.randperm(len(my), generator=g)[:2000]
+    nx, ny = next(iter(DataLoader(test.dataset, 2000, shuffle=True, generator=g)))
+    history.membership_auc = membership_auc(strategy.model, (mx[pick], my[pick]), (nx, ny))
+    return history
 
 
 def compare(methods: tuple[str, ...], cfg: FedConfig, out: str | Path | None = None) -> dict:
@@ -108,5 +117,6 @@ def summary_table(results: dict, cfg: FedConfig) -> str:
         lines.append(f"| {m} | {devices} | {len(rounds)} | {100 * rounds[-1]['accuracy']:.2f} % | "
                      f"{100 * max(x['accuracy'] for x in rounds):.2f} % | {r['total_bytes'] / 2 ** 20:.1f} MiB | "
                      f"{down / 2 ** 20:.2f} / {up / 2 ** 20:.2f} MiB | "
-                     f"{sum(x['client_macs'] for x in rounds) / 1e9:.1f} G | {len(r['rejected'])} | {reach} | {traffic} |")
+                     f"{sum(x['client_macs'] for x in rounds) / 1e9:.1f} G | {len(r['rejected'])} | {reach} | {traffic} | "
+                     f"{'-' if r.get('membership_auc') is None else format(r['membership_auc'], '.3f')} |")
     return "\n".join(lines) + "\n"

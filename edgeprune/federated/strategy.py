@@ -34,7 +34,7 @@ from edgeprune.metrics import count_macs
 from edgeprune.training import evaluate
 
 log = logging.getLogger("edgeprune.federated")
-METHODS = ("fedavg", "pqsu")
+METHODS = ("fedavg", "pqsu", "memdefense")
 
 
 @dataclass
@@ -54,20 +54,22 @@ class RoundRecord:
 class FedHistory:
     rounds: list[RoundRecord] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # why each bad update was refused
+    membership_auc: float | None = None  # loss-threshold attack on the final model (0.5 = chance)
 
     @property
     def total_bytes(self) -> int:
         return sum(r.bytes_down + r.bytes_up for r in self.rounds)
 
     def to_dict(self) -> dict:
-        return {"rounds": [asdict(r) for r in self.rounds], "rejected": self.rejected, "total_bytes": self.total_bytes}
+        return {"rounds": [asdict(r) for r in self.rounds], "rejected": self.rejected, "total_bytes": self.total_bytes,
+                "membership_auc": self.membership_auc}
 
 
 class EdgeStrategy(FedAvg):
     def __init__(self, arch: str, arch_kwargs: dict, model: nn.Module, example: torch.Tensor, test_loader,
                  method: str = "fedavg", prune_ratio: float = 0.5, local_epochs: int = 1, lr: float = 0.05,
                  fraction_fit: float = 1.0, min_fit_clients: int = 2, min_available_clients: int = 2,
-                 checkpoint_dir: str | os.PathLike | None = None):
+                 checkpoint_dir: str | os.PathLike | None = None, perturb: float = 0.1):
         if method not in METHODS:
             raise ValueError(f"unknown federated method {method!r}; choose one of {METHODS}")
         super().__init__(fraction_fit=fraction_fit, fraction_evaluate=0.0, min_fit_clients=min_fit_clients,
@@ -75,6 +77,7 @@ class EdgeStrategy(FedAvg):
         self.arch, self.arch_kwargs, self.method = arch, arch_kwargs, method
         self.example, self.test_loader = example, test_loader
         self.local_epochs, self.lr = local_epochs, lr
+        self.perturb = perturb if method == "memdefense" else 0.0
         self.bits = 8 if method == "pqsu" else 32
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.history = FedHistory()
@@ -130,7 +133,7 @@ class EdgeStrategy(FedAvg):
         down = to_parameters(get_weights(self.model), self.bits)
         config: dict[str, Scalar] = {"round": self.start_round + server_round, "bits": self.bits, "plan": self.plan_json,
                                      "local_epochs": self.local_epochs, "lr": self.lr, "macs_per_sample": self.macs,
-                                     "selective": int(self.method == "pqsu")}
+                                     "selective": int(self.method == "pqsu"), "perturb": self.perturb}
         size = nbytes(down) + len(self.plan_json.encode())
         self._pending = {"bytes_down": size * len(pairs)}
         return [(client, FitIns(down, dict(config))) for client, _ in pairs]
