@@ -110,3 +110,33 @@ def test_membership_auc_and_memdefense_perturbation():
     out = perturb_update(local, g, 0.05)[0]
     assert np.array_equal(out[0, :5], g[0][0, :5])  # the most member-specific changes are withheld
     assert np.allclose(out[1], local[0][1])  # the rest is sent as trained
+
+
+def test_personal_submodels_fit_each_profile_nest_and_average_where_held():
+    import numpy as np
+    import torch
+    from edgeprune.devices import Budget, check_budget, load_profile, model_cost
+    from edgeprune.federated.model import build
+    from edgeprune.federated.personal import Personaliser
+    torch.manual_seed(0)
+    model = create_model("har_cnn").eval()
+    x = torch.randn(1, 6, 128)
+    p = Personaliser(model, x, {"small": "rp2040", "big": "nrf52840"}, latency_ms=150)
+    ws, plan_s, js = p.submodel("small")
+    wb, plan_b, jb = p.submodel("big")
+    for cid, j in (("small", js), ("big", jb)):
+        prof = load_profile(p.profiles[cid])
+        cost = model_cost(build("har_cnn", {}, j), x, prof)
+        assert all(c.ok for c in check_budget(cost, Budget.of(prof, latency_ms=150)))
+    assert p.keep_for("small") < p.keep_for("big")
+    name = "features.0.weight"
+    kept = lambda plan: set(range(64)) - set(plan.removed.get(name, {}).get(0, []))  # noqa: E731
+    assert kept(plan_s) < kept(plan_b)  # nested: the same ranking for everyone
+    ones = [np.ones_like(a) for a in ws]
+    threes = [np.full_like(a, 3.0) for a in wb]
+    new = p.aggregate([(ones, plan_s, 1), (threes, plan_b, 1)])[0]  # features.0.weight
+    both, only_big = sorted(kept(plan_s))[0], sorted(kept(plan_b) - kept(plan_s))[0]
+    assert np.allclose(new[both], 2.0) and np.allclose(new[only_big], 3.0)
+    missing = sorted(set(range(64)) - kept(plan_b))
+    if missing:
+        assert np.allclose(new[missing[0]], model.state_dict()[name][missing[0]].numpy())

@@ -27,6 +27,8 @@ class FedConfig:
     fraction_fit: float = 1.0
     prune_ratio: float = 0.5
     perturb: float = 0.1  # memdefense: fraction of each upload withheld
+    profiles: tuple[str, ...] = ("rp2040", "stm32l432", "nrf52840", "esp32")  # personal: cycled over devices
+    latency_ms: float | None = 200.0  # personal: every device's latency budget
     arch: str = "har_cnn"
     seed: int = 0
     round_timeout: float | None = None
@@ -61,7 +63,9 @@ def run_federated(cfg: FedConfig, checkpoint_dir: str | Path | None = None) -> F
     example = clients[0].x[:1]
     strategy = EdgeStrategy(cfg.arch, kwargs, model, example, test, cfg.method, cfg.prune_ratio, cfg.local_epochs,
                             cfg.lr, cfg.fraction_fit, min_fit_clients=max(1, int(cfg.fraction_fit * len(clients) // 2)),
-                            min_available_clients=len(clients), checkpoint_dir=checkpoint_dir, perturb=cfg.perturb)
+                            min_available_clients=len(clients), checkpoint_dir=checkpoint_dir, perturb=cfg.perturb,
+                            device_profiles={c.cid: cfg.profiles[i % len(cfg.profiles)] for i, c in enumerate(clients)},
+                            latency_ms=cfg.latency_ms)
     history = simulate(clients, strategy, cfg.rounds, cfg.round_timeout)
     from edgeprune.federated.privacy import membership_auc
     g = torch.Generator().manual_seed(cfg.seed)

@@ -34,7 +34,7 @@ from edgeprune.metrics import count_macs
 from edgeprune.training import evaluate
 
 log = logging.getLogger("edgeprune.federated")
-METHODS = ("fedavg", "pqsu", "memdefense")
+METHODS = ("fedavg", "pqsu", "memdefense", "personal")
 
 
 @dataclass
@@ -69,7 +69,8 @@ class EdgeStrategy(FedAvg):
     def __init__(self, arch: str, arch_kwargs: dict, model: nn.Module, example: torch.Tensor, test_loader,
                  method: str = "fedavg", prune_ratio: float = 0.5, local_epochs: int = 1, lr: float = 0.05,
                  fraction_fit: float = 1.0, min_fit_clients: int = 2, min_available_clients: int = 2,
-                 checkpoint_dir: str | os.PathLike | None = None, perturb: float = 0.1):
+                 checkpoint_dir: str | os.PathLike | None = None, perturb: float = 0.1,
+                 device_profiles: dict[str, str] | None = None, latency_ms: float | None = None):
         if method not in METHODS:
             raise ValueError(f"unknown federated method {method!r}; choose one of {METHODS}")
         super().__init__(fraction_fit=fraction_fit, fraction_evaluate=0.0, min_fit_clients=min_fit_clients,
@@ -87,6 +88,11 @@ class EdgeStrategy(FedAvg):
         if not self._resume() and method == "pqsu":
             self._prune_once(prune_ratio)
         self.macs = count_macs(self.model, example)
+        self.personal = None
+        if method == "personal":
+            from edgeprune.federated.personal import Personaliser
+            self.personal = Personaliser(self.model, example, device_profiles or {}, latency_ms=latency_ms)
+        self._sent: dict[str, object] = {}
         self.start_round = self.done_rounds  # Flower counts rounds from 1 in every server run
         self._pending: dict = {}
 
@@ -130,13 +136,31 @@ class EdgeStrategy(FedAvg):
 
     def configure_fit(self, server_round: int, parameters: Parameters, client_manager):
         pairs = super().configure_fit(server_round, parameters, client_manager)
-        down = to_parameters(get_weights(self.model), self.bits)
         config: dict[str, Scalar] = {"round": self.start_round + server_round, "bits": self.bits, "plan": self.plan_json,
                                      "local_epochs": self.local_epochs, "lr": self.lr, "macs_per_sample": self.macs,
                                      "selective": int(self.method == "pqsu"), "perturb": self.perturb}
+        if self.personal is not None:
+            return self._configure_personal(pairs, config)
+        down = to_parameters(get_weights(self.model), self.bits)
         size = nbytes(down) + len(self.plan_json.encode())
         self._pending = {"bytes_down": size * len(pairs)}
         return [(client, FitIns(down, dict(config))) for client, _ in pairs]
+
+    def _configure_personal(self, pairs, config):
+        from edgeprune.metrics import count_macs as macs_of
+        from edgeprune.federated.model import build
+        self.personal.rerank()
+        out, total = [], 0
+        self._sent = {}
+        for client, _ in pairs:
+            weights, plan, plan_json = self.personal.submodel(client.cid)
+            down = to_parameters(weights, self.bits)
+            sub_macs = macs_of(build(self.arch, self.arch_kwargs, plan_json), self.example)
+            total += nbytes(down) + len(plan_json.encode())
+            self._sent[client.cid] = plan
+            out.append((client, FitIns(down, {**config, "plan": plan_json, "macs_per_sample": sub_macs})))
+        self._pending = {"bytes_down": total}
+        return out
 
     def aggregate_fit(self, server_round: int, results, failures):
         rnd = self.start_round + server_round
@@ -152,6 +176,8 @@ class EdgeStrategy(FedAvg):
                 continue
             try:
                 arrays = from_parameters(res.parameters, self.bits)
+                if self.personal is not None:
+                    ref = self.personal.expected_shapes(self._sent[client.cid])
                 if len(arrays) != len(ref) or any(a.shape != s for a, s in zip(arrays, ref)):
                     raise ValueError(f"shapes {[a.shape for a in arrays][:3]}... do not match the global model")
                 if not all(np.isfinite(a).all() for a in arrays):
@@ -164,7 +190,12 @@ class EdgeStrategy(FedAvg):
                 continue
             accepted.append(arrays)
             weights.append(res.num_examples)
-        if accepted:
+            if self.personal is not None:
+                self._sent[client.cid] = (arrays, self._sent[client.cid], res.num_examples)
+        if accepted and self.personal is not None:
+            done = [v for v in self._sent.values() if isinstance(v, tuple)]
+            set_weights(self.model, self.personal.aggregate(done))
+        elif accepted:
             total = float(sum(weights) + skipped_examples)
             current = get_weights(self.model)
             avg = [current[i] + sum(w / total * (a[i] - current[i]) for a, w in zip(accepted, weights))
