@@ -140,3 +140,21 @@ def test_personal_submodels_fit_each_profile_nest_and_average_where_held():
     missing = sorted(set(range(64)) - kept(plan_b))
     if missing:
         assert np.allclose(new[missing[0]], model.state_dict()[name][missing[0]].numpy())
+
+
+def test_sparse_uplink_codec_roundtrip():
+    import numpy as np
+    from flwr.common import ndarrays_to_parameters
+    from edgeprune.federated.codec import decode_sparse, encode_sparse, nbytes
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=(16, 8, 3)).astype(np.float32), rng.normal(size=16).astype(np.float32)]
+    enc = encode_sparse(arrays, 0.8)
+    dec = decode_sparse(enc, [a.shape for a in arrays])
+    kept = dec[0] != 0
+    assert kept.sum() == round(0.2 * arrays[0].size)  # the largest 20 % survive
+    assert np.abs(arrays[0])[kept].min() >= np.abs(arrays[0])[~kept].max()
+    step = (arrays[0][kept].max() - arrays[0][kept].min()) / 255
+    assert np.abs(dec[0][kept] - arrays[0][kept]).max() <= step / 2 + 1e-6
+    assert nbytes(ndarrays_to_parameters(enc)) < 0.2 * nbytes(ndarrays_to_parameters(arrays))
+    with pytest.raises(ValueError):
+        decode_sparse(enc[:-1], [a.shape for a in arrays])

@@ -67,6 +67,10 @@ class EdgeClient(NumPyClient):
             weights = [np.full_like(w, np.nan) for w in weights]
         elif self.fault == "shape":
             weights = [np.zeros((w.shape[0] + 1,) + w.shape[1:], dtype=w.dtype) if w.ndim else w for w in weights]
+        if float(config.get("up_sparsity", 0.0)) > 0:  # GWEP: prune + quantise what goes up
+            from edgeprune.federated.codec import encode_sparse
+            return encode_sparse(weights, float(config["up_sparsity"])), len(self.y), \
+                {"loss": loss, "macs": macs, "skipped": 0}
         return encode(weights, bits), len(self.y), {"loss": loss, "macs": macs, "skipped": 0}
 
     def evaluate(self, parameters, config):

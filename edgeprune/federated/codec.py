@@ -46,3 +46,37 @@ def from_parameters(params: Parameters, bits: int = 32) -> list[np.ndarray]:
 def nbytes(params: Parameters) -> int:
     """Serialized size of a Flower Parameters object (its tensors as sent)."""
     return sum(len(t) for t in params.tensors)
+
+
+def encode_sparse(arrays: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
+    """Magnitude-prune every matrix/kernel to `sparsity` and send it as a packed bitmask plus its
+    non-zeros in 8 bits (GWEP-style joint pruning and quantisation); vectors go 8-bit dense.
+    Per tensor: [mask bits (uint8), values (uint8), (min, scale) (float32)]."""
+    out = []
+    for a in arrays:
+        a = np.asarray(a, dtype=np.float32)
+        if a.ndim >= 2:
+            k = int(round(sparsity * a.size))
+            mask = np.ones(a.size, dtype=bool)
+            if k:
+                mask[np.argpartition(np.abs(a).reshape(-1), k - 1)[:k]] = False
+        else:
+            mask = np.ones(a.size, dtype=bool)
+        q, meta = encode([a.reshape(-1)[mask]], 8)
+        out += [np.packbits(mask), q, meta]
+    return out
+
+
+def decode_sparse(arrays: list[np.ndarray], shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    if len(arrays) != 3 * len(shapes):
+        raise ValueError(f"expected {3 * len(shapes)} arrays for {len(shapes)} sparse tensors, got {len(arrays)}")
+    out = []
+    for (bits, q, meta), shape in zip(zip(arrays[0::3], arrays[1::3], arrays[2::3]), shapes):
+        size = int(np.prod(shape)) if shape else 1
+        mask = np.unpackbits(bits)[:size].astype(bool)
+        if int(mask.sum()) != q.size:
+            raise ValueError("sparse tensor: mask and values disagree")
+        dense = np.zeros(size, dtype=np.float32)
+        dense[mask] = decode([q, meta], 8)[0]
+        out.append(dense.reshape(shape))
+    return out

@@ -34,7 +34,7 @@ from edgeprune.metrics import count_macs
 from edgeprune.training import evaluate
 
 log = logging.getLogger("edgeprune.federated")
-METHODS = ("fedavg", "pqsu", "memdefense", "personal")
+METHODS = ("fedavg", "pqsu", "memdefense", "personal", "gwep")
 
 
 @dataclass
@@ -70,7 +70,8 @@ class EdgeStrategy(FedAvg):
                  method: str = "fedavg", prune_ratio: float = 0.5, local_epochs: int = 1, lr: float = 0.05,
                  fraction_fit: float = 1.0, min_fit_clients: int = 2, min_available_clients: int = 2,
                  checkpoint_dir: str | os.PathLike | None = None, perturb: float = 0.1,
-                 device_profiles: dict[str, str] | None = None, latency_ms: float | None = None):
+                 device_profiles: dict[str, str] | None = None, latency_ms: float | None = None,
+                 up_sparsity: float = 0.8):
         if method not in METHODS:
             raise ValueError(f"unknown federated method {method!r}; choose one of {METHODS}")
         super().__init__(fraction_fit=fraction_fit, fraction_evaluate=0.0, min_fit_clients=min_fit_clients,
@@ -79,7 +80,8 @@ class EdgeStrategy(FedAvg):
         self.example, self.test_loader = example, test_loader
         self.local_epochs, self.lr = local_epochs, lr
         self.perturb = perturb if method == "memdefense" else 0.0
-        self.bits = 8 if method == "pqsu" else 32
+        self.bits = 8 if method in ("pqsu", "gwep") else 32
+        self.up_sparsity = up_sparsity if method == "gwep" else 0.0
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.history = FedHistory()
         self.done_rounds = 0
@@ -138,7 +140,8 @@ class EdgeStrategy(FedAvg):
         pairs = super().configure_fit(server_round, parameters, client_manager)
         config: dict[str, Scalar] = {"round": self.start_round + server_round, "bits": self.bits, "plan": self.plan_json,
                                      "local_epochs": self.local_epochs, "lr": self.lr, "macs_per_sample": self.macs,
-                                     "selective": int(self.method == "pqsu"), "perturb": self.perturb}
+                                     "selective": int(self.method == "pqsu"), "perturb": self.perturb,
+                                     "up_sparsity": self.up_sparsity}
         if self.personal is not None:
             return self._configure_personal(pairs, config)
         down = to_parameters(get_weights(self.model), self.bits)
@@ -175,7 +178,13 @@ class EdgeStrategy(FedAvg):
                 skipped_examples += res.num_examples
                 continue
             try:
-                arrays = from_parameters(res.parameters, self.bits)
+                if self.up_sparsity > 0:
+                    from flwr.common import parameters_to_ndarrays
+
+                    from edgeprune.federated.codec import decode_sparse
+                    arrays = decode_sparse(parameters_to_ndarrays(res.parameters), ref)
+                else:
+                    arrays = from_parameters(res.parameters, self.bits)
                 if self.personal is not None:
                     ref = self.personal.expected_shapes(self._sent[client.cid])
                 if len(arrays) != len(ref) or any(a.shape != s for a, s in zip(arrays, ref)):
