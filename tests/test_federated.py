@@ -147,7 +147,7 @@ def test_sparse_uplink_codec_roundtrip():
     from flwr.common import ndarrays_to_parameters
     from edgeprune.federated.codec import decode_sparse, encode_sparse, nbytes
     rng = np.random.default_rng(0)
-    arrays = [rng.normal(size=(16, 8, 3)).astype(np.float32), rng.normal(size=16).astype(np.float32)]
+    arrays = [rng.normal(size=(64, 32, 3)).astype(np.float32), rng.normal(size=64).astype(np.float32)]
     enc = encode_sparse(arrays, 0.8)
     dec = decode_sparse(enc, [a.shape for a in arrays])
     kept = dec[0] != 0
