@@ -101,8 +101,8 @@ def summary_table(results: dict, cfg: FedConfig) -> str:
     base = results.get("fedavg")
     goal = max(r["accuracy"] for r in base["rounds"]) - 0.01 if base else None
     lines = ["| method | devices | rounds | final accuracy | best | total traffic | per round down / up | "
-             "device MACs | rejected | first within 1 pt of FedAvg's best | traffic until then |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "device MACs | rejected | first within 1 pt of FedAvg's best | traffic until then | membership AUC |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m, r in results.items():
         rounds = r["rounds"]
         down = sum(x["bytes_down"] for x in rounds) / len(rounds)
