@@ -24,8 +24,11 @@ def _panel(series, key, title, x0, W, H, fmt) -> list[str]:
     for i, (name, ys) in enumerate(series):
         pts = " ".join(f"{fx(j):.1f},{fy(v):.1f}" for j, v in enumerate(ys))
         out.append(f'<polyline fill="none" stroke="{COLOURS[i % len(COLOURS)]}" stroke-width="1.8" points="{pts}"/>')
-        out.append(f'<text x="{x0 + L + 10}" y="{T + 14 * (i + 1)}" fill="{COLOURS[i % len(COLOURS)]}">'
-                   f'{escape(name)}</text>')
+        if key == "accuracy":  # curves rise to the top: the legend goes low and right
+            lx, ly = x0 + W - 110, H - B - 10 - 14 * (len(series) - 1 - i)
+        else:
+            lx, ly = x0 + L + 10, T + 14 * (i + 1)
+        out.append(f'<text x="{lx}" y="{ly}" fill="{COLOURS[i % len(COLOURS)]}">{escape(name)}</text>')
     return out
 
 
