@@ -158,3 +158,26 @@ def test_sparse_uplink_codec_roundtrip():
     assert nbytes(ndarrays_to_parameters(enc)) < 0.2 * nbytes(ndarrays_to_parameters(arrays))
     with pytest.raises(ValueError):
         decode_sparse(enc[:-1], [a.shape for a in arrays])
+
+
+def test_prunefl_adjusts_the_mask_from_gradients_and_goes_sparse():
+    import numpy as np
+    from edgeprune.federated import prunefl
+    w = [np.arange(1, 101, dtype=np.float32).reshape(10, 10)]
+    g2 = [np.zeros((10, 10), dtype=np.float32)]
+    g2[0][0, 0] = 1e6  # the smallest weight has by far the largest squared gradient
+    masks = prunefl.adjust(w, g2, {}, [0], max_drop=0.3, overhead=0.1)
+    m = masks[0]
+    assert m[0, 0]  # re-added: its gradient promises the most per unit of time
+    assert m.sum() == 71 and not m[0, 1:].any() and not m[1, :].any()  # 30 smallest dropped, one back
+    # in a federation: the mask changes at the adjustment round and transfers turn sparse
+    cfg = FedConfig(rounds=4)
+    clients, test, kwargs = hapt_devices(cfg)
+    clients = clients[:4]
+    s = _strategy(clients, test, kwargs, "prunefl")
+    s.prunefl_interval = 2
+    history = simulate(clients, s, 4)
+    assert s.mask_version == 2 and prunefl.density(s.masks) < 0.9
+    assert history.rounds[2].bytes_up < 0.8 * history.rounds[0].bytes_up  # round 3: sparse, no gradients
+    assert history.rounds[3].bytes_down < history.rounds[0].bytes_down
+    assert all(r.accepted == 4 for r in history.rounds)

@@ -527,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("federated", help="federated learning with pruning on Flower (HAPT users as devices)")
     s.add_argument("role", choices=["simulate", "serve", "device"], help="simulate on this machine, or run a real "
                    "server / device process over gRPC")
-    s.add_argument("--method", nargs="+", default=["fedavg", "pqsu"], choices=["fedavg", "pqsu", "memdefense", "personal", "gwep"],
+    s.add_argument("--method", nargs="+", default=["fedavg", "pqsu"], choices=["fedavg", "pqsu", "memdefense", "personal", "gwep", "prunefl"],
                    help="strategies (simulate runs each, side by side; serve uses the first)")
     s.add_argument("--rounds", type=int, default=20)
     s.add_argument("--local-epochs", type=int, default=1)

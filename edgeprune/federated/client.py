@@ -35,6 +35,8 @@ class EdgeClient(NumPyClient):
     def fit(self, parameters, config):
         if self.fault == "drop":
             raise ConnectionError(f"device {self.cid} dropped out")
+        if int(config.get("prunefl", 0)):
+            return self._fit_prunefl(parameters, config)
         bits = int(config.get("bits", 32))
         model = build(self.arch, self.arch_kwargs, str(config.get("plan", "")))
         set_weights(model, decode(parameters, bits))
@@ -72,6 +74,50 @@ class EdgeClient(NumPyClient):
             return encode_sparse(weights, float(config["up_sparsity"])), len(self.y), \
                 {"loss": loss, "macs": macs, "skipped": 0}
         return encode(weights, bits), len(self.y), {"loss": loss, "macs": macs, "skipped": 0}
+
+    def _fit_prunefl(self, parameters, config):
+        """PruneFL's device side: train under the server's mask, send kept values (sparse mode)
+        and, on adjustment rounds, the squared gradients of every weight."""
+        from edgeprune.federated import prunefl
+        model = build(self.arch, self.arch_kwargs, str(config.get("plan", "")))
+        keys = list(model.state_dict())
+        shapes = [tuple(v.shape) for v in model.state_dict().values()]
+        idx = prunefl.prunable_indices(keys, shapes)
+        version = int(config.get("mask_version", 0))
+        if int(config.get("mask_sent", 0)):
+            self.masks = prunefl.read_masks(parameters[len(keys):], shapes, idx)
+            self.mask_version = version
+        masks = getattr(self, "masks", None) if version else None
+        if version and getattr(self, "mask_version", -1) != version:
+            raise RuntimeError(f"device {self.cid} lacks mask version {version}")
+        sparse = int(config.get("sparse", 0))
+        set_weights(model, prunefl.unpack(parameters[:len(keys)], shapes, masks if sparse else None))
+        named = dict(model.named_parameters())
+        mask_t = {keys[i]: torch.from_numpy(m) for i, m in (masks or {}).items()}
+        grad2 = {keys[i]: torch.zeros(shapes[i]) for i in idx}
+        g = torch.Generator().manual_seed(self.seed + int(config.get("round", 0)))
+        loader = DataLoader(TensorDataset(self.x, self.y), self.batch_size, shuffle=True, generator=g)
+        opt = torch.optim.SGD(model.parameters(), lr=float(config.get("lr", 0.05)), momentum=0.9)
+        model.train()
+        total, n = 0.0, 0
+        for _ in range(int(config.get("local_epochs", 1))):
+            for xb, yb in loader:
+                loss = torch.nn.functional.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                for k in grad2:
+                    grad2[k] += named[k].grad.detach() ** 2
+                opt.step()
+                with torch.no_grad():
+                    for k, m in mask_t.items():
+                        named[k].mul_(m)
+                total += loss.item() * len(yb)
+                n += len(yb)
+        out = prunefl.pack(get_weights(model), masks if sparse else None, False)
+        if int(config.get("collect_grad", 0)):
+            out += [grad2[keys[i]].numpy() for i in idx]
+        macs = int(config.get("macs_per_sample", 0)) * 3 * n
+        return out, len(self.y), {"loss": total / max(n, 1), "macs": macs, "skipped": 0}
 
     def evaluate(self, parameters, config):
         bits = int(config.get("bits", 32))

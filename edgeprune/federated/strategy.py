@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from flwr.common import FitIns, Parameters, Scalar
+from flwr.common import FitIns, Parameters, Scalar, ndarrays_to_parameters
 from flwr.server.strategy import FedAvg
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -34,7 +34,7 @@ from edgeprune.metrics import count_macs
 from edgeprune.training import evaluate
 
 log = logging.getLogger("edgeprune.federated")
-METHODS = ("fedavg", "pqsu", "memdefense", "personal", "gwep")
+METHODS = ("fedavg", "pqsu", "memdefense", "personal", "gwep", "prunefl")
 
 
 @dataclass
@@ -71,7 +71,7 @@ class EdgeStrategy(FedAvg):
                  fraction_fit: float = 1.0, min_fit_clients: int = 2, min_available_clients: int = 2,
                  checkpoint_dir: str | os.PathLike | None = None, perturb: float = 0.1,
                  device_profiles: dict[str, str] | None = None, latency_ms: float | None = None,
-                 up_sparsity: float = 0.8):
+                 up_sparsity: float = 0.8, prunefl_interval: int = 5):
         if method not in METHODS:
             raise ValueError(f"unknown federated method {method!r}; choose one of {METHODS}")
         super().__init__(fraction_fit=fraction_fit, fraction_evaluate=0.0, min_fit_clients=min_fit_clients,
@@ -95,6 +95,10 @@ class EdgeStrategy(FedAvg):
             from edgeprune.federated.personal import Personaliser
             self.personal = Personaliser(self.model, example, device_profiles or {}, latency_ms=latency_ms)
         self._sent: dict[str, object] = {}
+        self.prunefl_interval = prunefl_interval
+        self.masks: dict[int, np.ndarray] = {}
+        self.mask_version = 0
+        self.client_version: dict[str, int] = {}
         self.start_round = self.done_rounds  # Flower counts rounds from 1 in every server run
         self._pending: dict = {}
 
@@ -144,10 +148,71 @@ class EdgeStrategy(FedAvg):
                                      "up_sparsity": self.up_sparsity}
         if self.personal is not None:
             return self._configure_personal(pairs, config)
+        if self.method == "prunefl":
+            return self._configure_prunefl(pairs, config)
         down = to_parameters(get_weights(self.model), self.bits)
         size = nbytes(down) + len(self.plan_json.encode())
         self._pending = {"bytes_down": size * len(pairs)}
         return [(client, FitIns(down, dict(config))) for client, _ in pairs]
+
+    def _prunefl_layout(self):
+        from edgeprune.federated import prunefl
+        keys = list(self.model.state_dict())
+        shapes = [tuple(v.shape) for v in self.model.state_dict().values()]
+        return prunefl, keys, shapes, prunefl.prunable_indices(keys, shapes)
+
+    def _configure_prunefl(self, pairs, config):
+        prunefl, keys, shapes, idx = self._prunefl_layout()
+        rnd = int(config["round"])
+        sparse = bool(self.masks) and prunefl.density(self.masks) < prunefl.SPARSE_BELOW
+        weights = get_weights(self.model)
+        out, total = [], 0
+        for client, _ in pairs:
+            send = bool(self.masks) and self.client_version.get(client.cid) != self.mask_version
+            arrays = prunefl.pack(weights, self.masks if sparse else None, send)
+            down = ndarrays_to_parameters(arrays)  # masks travel as packed uint8
+            total += nbytes(down)
+            out.append((client, FitIns(down, {**config, "prunefl": 1, "mask_version": self.mask_version,
+                                              "mask_sent": int(send), "sparse": int(sparse),
+                                              "collect_grad": int(rnd % self.prunefl_interval == 0)})))
+            self.client_version[client.cid] = self.mask_version
+        self._pending = {"bytes_down": total, "sparse": sparse, "collect": rnd % self.prunefl_interval == 0}
+        return out
+
+    def _aggregate_prunefl(self, results):
+        prunefl, keys, shapes, idx = self._prunefl_layout()
+        sparse, collect = self._pending.get("sparse", False), self._pending.get("collect", False)
+        accepted, weights, grads, rejected = [], [], [], []
+        for client, res in results:
+            from flwr.common import parameters_to_ndarrays
+            arrays = parameters_to_ndarrays(res.parameters)
+            try:
+                want = len(keys) + (len(idx) if collect else 0)
+                if len(arrays) != want:
+                    raise ValueError(f"{len(arrays)} tensors, expected {want}")
+                dense = prunefl.unpack(arrays[:len(keys)], shapes, self.masks if sparse else None)
+                g2 = arrays[len(keys):]
+                if any(a.shape != shapes[i] for a, i in zip(g2, idx)):
+                    raise ValueError("squared gradients do not match the prunable weights")
+                if not all(np.isfinite(a).all() for a in dense + list(g2)):
+                    raise ValueError("non-finite values")
+            except Exception as exc:  # noqa: BLE001
+                rejected.append(f"client {client.cid}: {exc}")
+                continue
+            accepted.append(dense)
+            weights.append(res.num_examples)
+            grads.append(g2)
+        if accepted:
+            total = float(sum(weights))
+            avg = [sum(w / total * a[i] for a, w in zip(accepted, weights)) for i in range(len(keys))]
+            if collect and grads:
+                g2 = [sum(g[k] for g in grads) / len(grads) for k in range(len(idx))]
+                self.masks = prunefl.adjust(avg, g2, self.masks, idx)
+                self.mask_version += 1
+            for i, m in self.masks.items():
+                avg[i] = avg[i] * m
+            set_weights(self.model, [np.asarray(a, dtype=np.float32) for a in avg])
+        return len(accepted), rejected
 
     def _configure_personal(self, pairs, config):
         from edgeprune.metrics import count_macs as macs_of
@@ -167,6 +232,19 @@ class EdgeStrategy(FedAvg):
 
     def aggregate_fit(self, server_round: int, results, failures):
         rnd = self.start_round + server_round
+        if self.method == "prunefl":
+            up = sum(nbytes(res.parameters) for _, res in results)
+            macs = sum(int(res.metrics.get("macs", 0)) for _, res in results)
+            n_ok, rejected = self._aggregate_prunefl(results)
+            for why in rejected:
+                self.history.rejected.append(f"round {rnd}, {why}")
+                log.warning("rejected update: round %d, %s", rnd, why)
+            acc = evaluate(self.model, self.test_loader)
+            self.history.rounds.append(RoundRecord(rnd, acc, self._pending.get("bytes_down", 0), up, macs, n_ok,
+                                                   len(rejected), 0, len(failures)))
+            self.done_rounds = rnd
+            self._checkpoint()
+            return to_parameters(get_weights(self.model), 32), {"accuracy": acc}
         ref = [w.shape for w in get_weights(self.model)]
         accepted, weights, up, macs, skipped, rejected = [], [], 0, 0, 0, 0
         skipped_examples = 0
