@@ -40,20 +40,7 @@ class EdgeClient(NumPyClient):
         bits = int(config.get("bits", 32))
         model = build(self.arch, self.arch_kwargs, str(config.get("plan", "")))
         set_weights(model, decode(parameters, bits))
-        g = torch.Generator().manual_seed(self.seed + int(config.get("round", 0)))
-        loader = DataLoader(TensorDataset(self.x, self.y), self.batch_size, shuffle=True, generator=g)
-        opt = torch.optim.SGD(model.parameters(), lr=float(config.get("lr", 0.05)), momentum=0.9)
-        model.train()
-        total, n = 0.0, 0
-        for _ in range(int(config.get("local_epochs", 1))):
-            for xb, yb in loader:
-                loss = torch.nn.functional.cross_entropy(model(xb), yb)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(yb)
-                n += len(yb)
-        loss = total / max(n, 1)
+        loss, n = self._train(model, config)
         macs = int(config.get("macs_per_sample", 0)) * 3 * n  # forward + backward ~ 3x forward
         if self.fault == "slow":
             time.sleep(self.slow_seconds)
@@ -75,6 +62,27 @@ class EdgeClient(NumPyClient):
                 {"loss": loss, "macs": macs, "skipped": 0}
         return encode(weights, bits), len(self.y), {"loss": loss, "macs": macs, "skipped": 0}
 
+    def _train(self, model, config, after_backward=None, after_step=None) -> tuple[float, int]:
+        """Local epochs of SGD on this device's data; returns (mean loss, samples seen)."""
+        g = torch.Generator().manual_seed(self.seed + int(config.get("round", 0)))
+        loader = DataLoader(TensorDataset(self.x, self.y), self.batch_size, shuffle=True, generator=g)
+        opt = torch.optim.SGD(model.parameters(), lr=float(config.get("lr", 0.05)), momentum=0.9)
+        model.train()
+        total, n = 0.0, 0
+        for _ in range(int(config.get("local_epochs", 1))):
+            for xb, yb in loader:
+                loss = torch.nn.functional.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                if after_backward is not None:
+                    after_backward()
+                opt.step()
+                if after_step is not None:
+                    after_step()
+                total += loss.item() * len(yb)
+                n += len(yb)
+        return total / max(n, 1), n
+
     def _fit_prunefl(self, parameters, config):
         """PruneFL's device side: train under the server's mask, send kept values (sparse mode)
         and, on adjustment rounds, the squared gradients of every weight."""
@@ -95,29 +103,21 @@ class EdgeClient(NumPyClient):
         named = dict(model.named_parameters())
         mask_t = {keys[i]: torch.from_numpy(m) for i, m in (masks or {}).items()}
         grad2 = {keys[i]: torch.zeros(shapes[i]) for i in idx}
-        g = torch.Generator().manual_seed(self.seed + int(config.get("round", 0)))
-        loader = DataLoader(TensorDataset(self.x, self.y), self.batch_size, shuffle=True, generator=g)
-        opt = torch.optim.SGD(model.parameters(), lr=float(config.get("lr", 0.05)), momentum=0.9)
-        model.train()
-        total, n = 0.0, 0
-        for _ in range(int(config.get("local_epochs", 1))):
-            for xb, yb in loader:
-                loss = torch.nn.functional.cross_entropy(model(xb), yb)
-                opt.zero_grad()
-                loss.backward()
-                for k in grad2:
-                    grad2[k] += named[k].grad.detach() ** 2
-                opt.step()
-                with torch.no_grad():
-                    for k, m in mask_t.items():
-                        named[k].mul_(m)
-                total += loss.item() * len(yb)
-                n += len(yb)
+
+        def after_backward() -> None:
+            for k in grad2:
+                grad2[k] += named[k].grad.detach() ** 2
+
+        def after_step() -> None:
+            with torch.no_grad():
+                for k, m in mask_t.items():
+                    named[k].mul_(m)
+        loss, n = self._train(model, config, after_backward, after_step)
         out = prunefl.pack(get_weights(model), masks if sparse else None, False)
         if int(config.get("collect_grad", 0)):
             out += [grad2[keys[i]].numpy() for i in idx]
         macs = int(config.get("macs_per_sample", 0)) * 3 * n
-        return out, len(self.y), {"loss": total / max(n, 1), "macs": macs, "skipped": 0}
+        return out, len(self.y), {"loss": loss, "macs": macs, "skipped": 0}
 
     def evaluate(self, parameters, config):
         bits = int(config.get("bits", 32))
