@@ -181,3 +181,16 @@ def test_prunefl_adjusts_the_mask_from_gradients_and_goes_sparse():
     assert history.rounds[2].bytes_up < 0.8 * history.rounds[0].bytes_up  # round 3: sparse, no gradients
     assert history.rounds[3].bytes_down < history.rounds[0].bytes_down
     assert all(r.accepted == 4 for r in history.rounds)
+
+
+def test_membership_holdout_windows_are_never_given_to_devices():
+    import torch
+    from edgeprune.federated.experiment import hapt_holdout
+    cfg = FedConfig(mia_holdout=0.2)
+    clients, _, _ = hapt_devices(cfg)
+    hx, _ = hapt_holdout(cfg)
+    full, _, _ = hapt_devices(FedConfig())
+    assert sum(len(c.y) for c in clients) + len(hx) == sum(len(c.y) for c in full)
+    dev = torch.cat([c.x for c in clients]).reshape(-1, 6 * 128)
+    held = hx.reshape(-1, 6 * 128)
+    assert not (torch.cdist(held[:50], dev).min(1).values == 0).any()  # no held-out window is on a device

@@ -371,7 +371,8 @@ def cmd_federated(a) -> int:
         return 0
     from edgeprune.federated.experiment import FedConfig, compare
     cfg = FedConfig(rounds=a.rounds, devices_per_user=a.devices_per_user, local_epochs=a.local_epochs, lr=a.lr,
-                    fraction_fit=a.fraction_fit, prune_ratio=a.prune_ratio, seed=a.seed)
+                    fraction_fit=a.fraction_fit, prune_ratio=a.prune_ratio, seed=a.seed, mia_holdout=a.mia_holdout,
+                    perturb=a.perturb)
     res = compare(tuple(a.method), cfg, a.out)
     if a.json:
         print(json.dumps(res))
@@ -536,6 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--devices-per-user", type=int, default=1, help="simulate: split each user into N devices")
     s.add_argument("--fraction-fit", type=float, default=1.0, help="simulate: devices sampled per round")
     s.add_argument("--out", type=Path, help="simulate: folder for federated.json and federated.svg")
+    s.add_argument("--mia-holdout", type=float, default=0.0,
+                   help="simulate: fraction of each user's windows kept from training as non-members for the "
+                        "membership-inference attack (default: held-out users are the non-members)")
+    s.add_argument("--perturb", type=float, default=0.1, help="memdefense: fraction of each upload withheld")
     s.add_argument("--address", default="127.0.0.1:8080")
     s.add_argument("--min-devices", type=int, default=2)
     s.add_argument("--checkpoint", help="serve: folder for the per-round checkpoint (resumes from it)")

@@ -29,6 +29,7 @@ class FedConfig:
     perturb: float = 0.1  # memdefense: fraction of each upload withheld
     profiles: tuple[str, ...] = ("rp2040", "stm32l432", "nrf52840", "esp32")  # personal: cycled over devices
     latency_ms: float | None = 200.0  # personal: every device's latency budget
+    mia_holdout: float = 0.0  # fraction of each user's windows kept from training, as non-members for the attack
     arch: str = "har_cnn"
     seed: int = 0
     round_timeout: float | None = None
@@ -45,8 +46,7 @@ def hapt_devices(cfg: FedConfig) -> tuple[list[EdgeClient], DataLoader, dict]:
     clients = []
     for user in list(DEFAULT_SPLIT[0]) + list(DEFAULT_SPLIT[1]):
         x, y = data.user_data(user)
-        g = torch.Generator().manual_seed(cfg.seed + user)
-        perm = torch.randperm(len(y), generator=g)
+        perm = _user_perm(cfg, user, len(y))[int(cfg.mia_holdout * len(y)):]
         for part in range(cfg.devices_per_user):
             idx = perm[part::cfg.devices_per_user]
             k = len(clients)
@@ -54,6 +54,26 @@ def hapt_devices(cfg: FedConfig) -> tuple[list[EdgeClient], DataLoader, dict]:
                                       fault=faults.get(k)))
     xt, yt = data.test()
     return clients, DataLoader(TensorDataset(xt, yt), 512), kwargs
+
+
+def _user_perm(cfg: FedConfig, user: int, n: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + user))
+
+
+def hapt_holdout(cfg: FedConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The windows of the training users that no device holds (`mia_holdout`), or None."""
+    if cfg.mia_holdout <= 0:
+        return None
+    from edgeprune.data import load_hapt
+    from edgeprune.data.hapt import DEFAULT_SPLIT
+    data = load_hapt()
+    xs, ys = [], []
+    for user in list(DEFAULT_SPLIT[0]) + list(DEFAULT_SPLIT[1]):
+        x, y = data.user_data(user)
+        keep = _user_perm(cfg, user, len(y))[:int(cfg.mia_holdout * len(y))]
+        xs.append(x[keep])
+        ys.append(y[keep])
+    return torch.cat(xs), torch.cat(ys)
 
 
 def run_federated(cfg: FedConfig, checkpoint_dir: str | Path | None = None) -> FedHistory:
@@ -72,7 +92,11 @@ def run_federated(cfg: FedConfig, checkpoint_dir: str | Path | None = None) -> F
     mx = torch.cat([c.x for c in clients])
     my = torch.cat([c.y for c in clients])
     pick = torch.randperm(len(my), generator=g)[:2000]
-    nx, ny = next(iter(DataLoader(test.dataset, 2000, shuffle=True, generator=g)))
+    holdout = hapt_holdout(cfg)  # same users, windows never trained on: the fair non-members
+    if holdout is not None:
+        nx, ny = holdout
+    else:  # otherwise other people's windows (user shift counts towards the attack too)
+        nx, ny = next(iter(DataLoader(test.dataset, 2000, shuffle=True, generator=g)))
     history.membership_auc = membership_auc(strategy.model, (mx[pick], my[pick]), (nx, ny))
     return history
 
