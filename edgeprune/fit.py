@@ -117,25 +117,8 @@ def _say(msg: str) -> None:
 def live_timeline(model: nn.Module, example, element_bytes: int) -> list[int]:
     """Bytes of activations alive after each op, in execution order (the memory timeline)."""
     from edgeprune.graph.trace import trace
-    graph = trace(model, example)
-    last = {}
-    for node in graph.nodes:
-        for v in node.inputs:
-            last[v.id] = node.index
-    for v in graph.outputs:
-        last[v.id] = len(graph.nodes)
-    size = lambda v: v.numel * (element_bytes if v.dtype.is_floating_point else 8)  # noqa: E731
-    live = sum(size(v) for v in graph.inputs)
-    frees: dict[int, int] = {}
-    for v in graph.values.values():
-        if v.param is None and v.id in last:
-            frees[last[v.id]] = frees.get(last[v.id], 0) + size(v)
-    out = []
-    for node in graph.nodes:
-        live += sum(size(v) for v in node.outputs)
-        out.append(live)
-        live -= frees.get(node.index, 0)
-    return out
+    from edgeprune.metrics.measure import activation_timeline
+    return activation_timeline(trace(model, example), element_bytes)[1]
 
 
 class _Fitter:

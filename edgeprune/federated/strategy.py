@@ -94,7 +94,7 @@ class EdgeStrategy(FedAvg):
         if method == "personal":
             from edgeprune.federated.personal import Personaliser
             self.personal = Personaliser(self.model, example, device_profiles or {}, latency_ms=latency_ms)
-        self._sent: dict[str, object] = {}
+        self._sent: dict[str, object] = {}  # personal: the plan each device was sent this round
         self.prunefl_interval = prunefl_interval
         self.masks: dict[int, np.ndarray] = {}
         self.mask_version = 0
@@ -239,15 +239,11 @@ class EdgeStrategy(FedAvg):
             for why in rejected:
                 self.history.rejected.append(f"round {rnd}, {why}")
                 log.warning("rejected update: round %d, %s", rnd, why)
-            acc = evaluate(self.model, self.test_loader)
-            self.history.rounds.append(RoundRecord(rnd, acc, self._pending.get("bytes_down", 0), up, macs, n_ok,
-                                                   len(rejected), 0, len(failures)))
-            self.done_rounds = rnd
-            self._checkpoint()
-            return to_parameters(get_weights(self.model), 32), {"accuracy": acc}
+            return self._end_round(rnd, up, macs, n_ok, len(rejected), 0, len(failures))
         ref = [w.shape for w in get_weights(self.model)]
         accepted, weights, up, macs, skipped, rejected = [], [], 0, 0, 0, 0
         skipped_examples = 0
+        personal_updates = []  # (arrays, plan, samples) of the accepted sub-models
         for client, res in results:
             up += nbytes(res.parameters)
             macs += int(res.metrics.get("macs", 0))
@@ -278,23 +274,25 @@ class EdgeStrategy(FedAvg):
             accepted.append(arrays)
             weights.append(res.num_examples)
             if self.personal is not None:
-                self._sent[client.cid] = (arrays, self._sent[client.cid], res.num_examples)
+                personal_updates.append((arrays, self._sent[client.cid], res.num_examples))
         if accepted and self.personal is not None:
-            done = [v for v in self._sent.values() if isinstance(v, tuple)]
-            set_weights(self.model, self.personal.aggregate(done))
+            set_weights(self.model, self.personal.aggregate(personal_updates))
         elif accepted:
             total = float(sum(weights) + skipped_examples)
             current = get_weights(self.model)
             avg = [current[i] + sum(w / total * (a[i] - current[i]) for a, w in zip(accepted, weights))
                    for i in range(len(ref))]
             set_weights(self.model, [np.asarray(a, dtype=np.float32) for a in avg])
+        return self._end_round(rnd, up, macs, len(accepted), rejected, skipped, len(failures))
+
+    def _end_round(self, rnd: int, up: int, macs: int, accepted: int, rejected: int, skipped: int, failed: int):
         acc = evaluate(self.model, self.test_loader)
-        self.history.rounds.append(RoundRecord(rnd, acc, self._pending.get("bytes_down", 0), up, macs, len(accepted),
-                                               rejected, skipped, len(failures)))
+        self.history.rounds.append(RoundRecord(rnd, acc, self._pending.get("bytes_down", 0), up, macs, accepted,
+                                               rejected, skipped, failed))
         self.done_rounds = rnd
         self._checkpoint()
-        log.info("round %d: accuracy %.4f, %d accepted, %d rejected, %d skipped, %d failed", rnd, acc, len(accepted),
-                 rejected, skipped, len(failures))
+        log.info("round %d: accuracy %.4f, %d accepted, %d rejected, %d skipped, %d failed", rnd, acc, accepted,
+                 rejected, skipped, failed)
         return to_parameters(get_weights(self.model), 32), {"accuracy": acc}
 
     def configure_evaluate(self, server_round, parameters, client_manager):

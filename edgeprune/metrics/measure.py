@@ -67,31 +67,38 @@ def count_macs(model: nn.Module, example_inputs: Any, graph: OpGraph | None = No
     return int(total)
 
 
-def peak_activation_bytes(graph: OpGraph, element_bytes: int | None = None) -> int:
-    """Largest total size of the activations alive at once when the ops run one after another
-    in the traced order (a value lives from its producer to its last consumer). With
-    `element_bytes`, every floating-point value counts that many bytes per element (1: int8)."""
+def activation_timeline(graph: OpGraph, element_bytes: int | None = None) -> tuple[int, list[int]]:
+    """Bytes of the inputs, and of the activations alive just after each op, when the ops run
+    one after another in the traced order (a value lives from its producer to its last
+    consumer). With `element_bytes`, floating-point values count that many bytes per element."""
     last_use: dict[int, int] = {}
     for node in graph.nodes:
         for v in node.inputs:
             last_use[v.id] = node.index
     for v in graph.outputs:
         last_use[v.id] = len(graph.nodes)
+
     def nbytes(v) -> int:
         if v.dtype.is_floating_point:
             return v.numel * (element_bytes or torch.finfo(v.dtype).bits // 8)
         return v.numel * 8
-    live = sum(nbytes(v) for v in graph.inputs)
-    peak = live
+    live = start = sum(nbytes(v) for v in graph.inputs)
     frees: dict[int, int] = {}
     for v in graph.values.values():
         if v.param is None and v.id in last_use:
             frees[last_use[v.id]] = frees.get(last_use[v.id], 0) + nbytes(v)
+    out = []
     for node in graph.nodes:
         live += sum(nbytes(v) for v in node.outputs)
-        peak = max(peak, live)
+        out.append(live)
         live -= frees.get(node.index, 0)
-    return int(peak)
+    return start, out
+
+
+def peak_activation_bytes(graph: OpGraph, element_bytes: int | None = None) -> int:
+    """Largest total size of the activations alive at once (see activation_timeline)."""
+    start, timeline = activation_timeline(graph, element_bytes)
+    return int(max([start] + timeline))
 
 
 def _bytes(model: nn.Module) -> tuple[int, int]:

@@ -24,7 +24,6 @@ from edgeprune.criteria import get_criterion
 from edgeprune.criteria.base import ScoringContext
 from edgeprune.errors import ConfigError
 from edgeprune.graph.coupling import ChannelGroup, build_groups
-from edgeprune.graph.trace import trace
 from edgeprune.metrics import count_macs, count_params, measure
 from edgeprune.pruning import _owner_types, prune_once
 from edgeprune.surgery.apply import apply_plan
@@ -77,8 +76,8 @@ class ChannelSpace:
             raise ConfigError("ChannelSpace ranks channels once on the weights; use l1, l2, fpgm or an activation "
                               "criterion with data=...")
         # a checked prune at half width teaches which ops must keep their width
-        _, blocks = prune_once(model, example_inputs, self.config, 0.5, {}, self.ignore, data=data)
-        self.graph = trace(model, example_inputs)
+        step, blocks = prune_once(model, example_inputs, self.config, 0.5, {}, self.ignore, data=data)
+        self.graph = step.graph  # the trace of `model` the checks used
         groups = build_groups(model, self.graph, ignore=self.ignore, blocked_nodes=blocks.nodes,
                               blocked_values=blocks.values)
         self.groups: list[ChannelGroup] = [g for g in groups if len(g) > 1]
