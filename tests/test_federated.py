@@ -97,19 +97,68 @@ def test_real_server_and_devices_over_grpc(tmp_path):
     assert all(r["accepted"] == 3 for r in history["rounds"]) and history["total_bytes"] > 0
 
 
-def test_membership_auc_and_memdefense_perturbation():
+def test_membership_auc_and_calibrated_attack():
     import numpy as np
-    from edgeprune.federated.privacy import auc, perturb_update
+    import torch
+    from torch import nn
+    from edgeprune.federated.privacy import auc, calibrated_membership_auc
     assert auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0  # members all score higher
     assert auc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
     assert auc(np.array([1.0, 1.0]), np.array([1.0, 1.0])) == 0.5  # ties: chance
-    g = [np.ones((10, 10), dtype=np.float32)]
-    local = [g[0].copy()]
-    local[0][0, :5] += 5.0  # five entries moved a lot
-    local[0][1, :] += 0.1  # ten moved a little
-    out = perturb_update(local, g, 0.05)[0]
-    assert np.array_equal(out[0, :5], g[0][0, :5])  # the most member-specific changes are withheld
-    assert np.allclose(out[1], local[0][1])  # the rest is sent as trained
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    data = (torch.randn(20, 4), torch.randint(0, 3, (20,)))
+    assert calibrated_membership_auc(model, model, data, data) == 0.5  # nothing learnt: no loss drop
+
+
+def _memorised(seed=0):
+    """A model trained to memorise random labels: a strong membership signal."""
+    import torch
+    from torch import nn
+    torch.manual_seed(seed)
+    members = (torch.randn(64, 8), torch.randint(0, 4, (64,)))
+    reference = (torch.randn(64, 8), torch.randint(0, 4, (64,)))
+    start = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 4))
+    model = __import__("copy").deepcopy(start)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(members[0]), members[1]).backward()
+        opt.step()
+    return model, start, members, reference
+
+
+def test_memdefense_prunes_updates_towards_chance_within_the_tolerance():
+    import torch
+    from edgeprune.federated.privacy import memdefense, membership_auc
+    model, start, members, reference = _memorised()
+    before = [p.detach().clone() for p in model.parameters()]
+    auc0 = membership_auc(model, members, reference)
+    assert auc0 > 0.8
+    out = memdefense(model, members, reference, max_fraction=0.5, tolerance=1.0, start=start, quantile=1.0)
+    assert out["auc_before"] == auc0 and 0 < out["fraction"] <= 0.5
+    assert abs(out["auc_after"] - 0.5) < 0.1  # pruning the most gap-widening updates brings it near chance
+    assert abs(membership_auc(model, members, reference) - out["auc_after"]) < 1e-9  # applied in place
+    for p, b, s in zip(model.parameters(), before, start.parameters()):
+        changed = p.detach() != b
+        if p.ndim > 1:  # pruned weights go back to the received value (the update is pruned)
+            assert torch.equal(p.detach()[changed], s.detach()[changed])
+        else:
+            assert not changed.any()  # biases untouched
+    strict, start2, members2, reference2 = _memorised()
+    out = memdefense(strict, members2, reference2, max_fraction=0.5, tolerance=0.0, start=start2)
+    assert out["acc_after"] >= out["acc_before"]  # never trades reference accuracy beyond the tolerance
+
+
+def test_block_split_leaves_no_neighbour_of_a_held_window():
+    import torch
+    from edgeprune.federated.privacy import block_split
+    kept, held = block_split(200, 0.2, torch.Generator().manual_seed(0), block=10)
+    assert len(held) == 40 and len(set(kept.tolist()) & set(held.tolist())) == 0
+    h = set(held.tolist())
+    assert all(k - 1 not in h and k + 1 not in h for k in kept.tolist())
+    kept, held = block_split(50, 0.0, torch.Generator().manual_seed(0))
+    assert len(kept) == 50 and len(held) == 0
 
 
 def test_personal_submodels_fit_each_profile_nest_and_average_where_held():
@@ -190,7 +239,51 @@ def test_membership_holdout_windows_are_never_given_to_devices():
     clients, _, _ = hapt_devices(cfg)
     hx, _ = hapt_holdout(cfg)
     full, _, _ = hapt_devices(FedConfig())
-    assert sum(len(c.y) for c in clients) + len(hx) == sum(len(c.y) for c in full)
+    n_full = sum(len(c.y) for c in full)
+    assert 0.95 * n_full < sum(len(c.y) for c in clients) + len(hx) < n_full  # neighbours of held blocks dropped
     dev = torch.cat([c.x for c in clients]).reshape(-1, 6 * 128)
     held = hx.reshape(-1, 6 * 128)
     assert not (torch.cdist(held[:50], dev).min(1).values == 0).any()  # no held-out window is on a device
+    # windows overlap by half: no held-out window may share its first or last half with a device's
+    dx = torch.cat([c.x for c in clients])
+    first, last = dx[..., :64].reshape(len(dx), -1), dx[..., 64:].reshape(len(dx), -1)
+    assert (torch.cdist(hx[..., 64:].reshape(len(hx), -1), first).min(1).values > 0).all()
+    assert (torch.cdist(hx[..., :64].reshape(len(hx), -1), last).min(1).values > 0).all()
+
+
+def _image_npz(path, n=300):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, n).astype(np.uint8)
+    x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for i, c in enumerate(y):
+        x[i, 2 * c + 4:2 * c + 7, 4:24] = 255  # a bar whose height gives the label: learnable
+    np.savez(path, x_train=x, y_train=y, x_test=x[:100], y_test=y[:100])
+    return path
+
+
+def test_image_partitions_iid_and_dirichlet_with_disjoint_nonmembers(tmp_path):
+    import torch
+    from edgeprune.federated.experiment import image_devices
+    npz = str(_image_npz(tmp_path / "m.npz"))
+    clients, test, kwargs, non = image_devices(FedConfig(dataset="mnist", npz=npz, devices=5, mia_holdout=0.2))
+    assert [len(c.y) for c in clients] == [48] * 5 and kwargs["in_channels"] == 1
+    held = torch.cat([x for x, _ in non.values()]).reshape(-1, 784)
+    for c in clients:
+        assert torch.cdist(held, c.x.reshape(len(c.x), -1)).min() > 0  # non-members never on a device
+    skew, _, _, _ = image_devices(FedConfig(dataset="mnist", npz=npz, devices=5, partition="dirichlet", alpha=0.1))
+    assert sum(len(c.y) for c in skew) == 300
+    top_share = [torch.bincount(c.y, minlength=10).max().item() / len(c.y) for c in skew if len(c.y) > 10]
+    iid_share = [torch.bincount(c.y, minlength=10).max().item() / len(c.y) for c in clients]
+    assert sum(top_share) / len(top_share) > sum(iid_share) / len(iid_share) + 0.2  # few classes per device
+
+
+def test_memdefense_federated_run_on_partitioned_images_reports_the_attacks(tmp_path):
+    npz = str(_image_npz(tmp_path / "m.npz"))
+    h = run_federated(FedConfig(method="memdefense", dataset="mnist", npz=npz, devices=3, rounds=3, mia_holdout=0.2,
+                                local_epochs=3))
+    assert len(h.rounds) == 3 and all(r.accepted == 3 for r in h.rounds)
+    assert all(r.client_seconds > 0 for r in h.rounds)
+    assert h.rounds[-1].accuracy > 0.3  # learnable data; the defence keeps training useful
+    for v in (h.membership_auc, h.upload_membership_auc, h.upload_calibrated_auc):
+        assert v is not None and 0.0 <= v <= 1.0

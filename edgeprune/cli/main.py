@@ -372,7 +372,8 @@ def cmd_federated(a) -> int:
     from edgeprune.federated.experiment import FedConfig, compare
     cfg = FedConfig(rounds=a.rounds, devices_per_user=a.devices_per_user, local_epochs=a.local_epochs, lr=a.lr,
                     fraction_fit=a.fraction_fit, prune_ratio=a.prune_ratio, seed=a.seed, mia_holdout=a.mia_holdout,
-                    perturb=a.perturb)
+                    perturb=a.perturb, dataset=a.data, devices=a.devices, partition=a.partition, alpha=a.alpha,
+                    limit=a.limit, npz=a.npz, data_root=a.root, download=a.download, arch=a.model)
     res = compare(tuple(a.method), cfg, a.out)
     if a.json:
         print(json.dumps(res))
@@ -540,7 +541,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mia-holdout", type=float, default=0.0,
                    help="simulate: fraction of each user's windows kept from training as non-members for the "
                         "membership-inference attack (default: held-out users are the non-members)")
-    s.add_argument("--perturb", type=float, default=0.1, help="memdefense: fraction of each upload withheld")
+    s.add_argument("--perturb", type=float, default=0.3,
+                   help="memdefense: largest fraction of the weights whose local update may be pruned")
+    s.add_argument("--data", default="hapt", choices=["hapt", "mnist", "fashion_mnist", "cifar10"],
+                   help="simulate: HAPT users as devices, or an image dataset partitioned over --devices")
+    s.add_argument("--devices", type=int, default=10, help="simulate, image data: number of devices")
+    s.add_argument("--partition", default="iid", choices=["iid", "dirichlet"], help="simulate, image data")
+    s.add_argument("--alpha", type=float, default=0.5, help="dirichlet partition: concentration (smaller = more skew)")
+    s.add_argument("--limit", type=int, help="simulate, image data: use this many training (and test) images")
+    s.add_argument("--npz", help="local .npz copy of the image dataset (instead of torchvision)")
+    s.add_argument("--root", default="~/.cache/edgeprune", help="torchvision dataset folder")
+    s.add_argument("--download", action="store_true", help="let torchvision download the dataset")
+    s.add_argument("--model", help="architecture from the zoo (default: har_cnn, lenet5 or resnet8 by dataset)")
     s.add_argument("--address", default="127.0.0.1:8080")
     s.add_argument("--min-devices", type=int, default=2)
     s.add_argument("--checkpoint", help="serve: folder for the per-round checkpoint (resumes from it)")

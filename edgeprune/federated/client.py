@@ -25,9 +25,11 @@ from edgeprune.federated.model import build, get_weights, set_weights
 
 class EdgeClient(NumPyClient):
     def __init__(self, cid: str, x: torch.Tensor, y: torch.Tensor, arch: str, arch_kwargs: dict,
-                 batch_size: int = 32, seed: int = 0, fault: str | None = None, slow_seconds: float = 2.0):
+                 batch_size: int = 32, seed: int = 0, fault: str | None = None, slow_seconds: float = 2.0,
+                 reference: tuple[torch.Tensor, torch.Tensor] | None = None):
         self.cid, self.arch, self.arch_kwargs = cid, arch, arch_kwargs
         self.x, self.y = x, y
+        self.reference = reference  # MemDefense: windows kept out of training, as local non-members
         self.batch_size, self.seed = batch_size, seed
         self.fault, self.slow_seconds = fault, slow_seconds
         self.last_upload_loss = math.inf
@@ -40,27 +42,35 @@ class EdgeClient(NumPyClient):
         bits = int(config.get("bits", 32))
         model = build(self.arch, self.arch_kwargs, str(config.get("plan", "")))
         set_weights(model, decode(parameters, bits))
+        t0 = time.perf_counter()
         loss, n = self._train(model, config)
-        macs = int(config.get("macs_per_sample", 0)) * 3 * n  # forward + backward ~ 3x forward
+        metrics = {"loss": loss, "macs": int(config.get("macs_per_sample", 0)) * 3 * n,  # fwd + bwd ~ 3x fwd
+                   "seconds": time.perf_counter() - t0, "skipped": 0}
         if self.fault == "slow":
             time.sleep(self.slow_seconds)
         if int(config.get("selective", 0)) and loss >= self.last_upload_loss:
-            return [], len(self.y), {"loss": loss, "macs": macs, "skipped": 1}
+            return [], len(self.y), {**metrics, "skipped": 1}
         self.last_upload_loss = loss
-        weights = get_weights(model)
         perturb = float(config.get("perturb", 0.0))
-        if perturb > 0:  # MemDefense (reconstruction): withhold the most member-specific changes
-            from edgeprune.federated.privacy import perturb_update
-            weights = perturb_update(weights, decode(parameters, bits), perturb)
+        if perturb > 0:  # MemDefense (reconstruction): prune what serves the attack more than accuracy
+            from edgeprune.federated.privacy import memdefense
+            if self.reference is None:
+                raise RuntimeError(f"device {self.cid} has no reference samples for MemDefense")
+            start = build(self.arch, self.arch_kwargs, str(config.get("plan", "")))
+            set_weights(start, decode(parameters, bits))
+            chosen = memdefense(model, (self.x, self.y), self.reference, perturb,
+                                float(config.get("defense_tolerance", 0.01)), start=start)
+            metrics["defense_fraction"] = chosen["fraction"]
+            metrics["macs"] += int(config.get("macs_per_sample", 0)) * chosen["passes"]
+        weights = get_weights(model)
         if self.fault == "nan":
             weights = [np.full_like(w, np.nan) for w in weights]
         elif self.fault == "shape":
             weights = [np.zeros((w.shape[0] + 1,) + w.shape[1:], dtype=w.dtype) if w.ndim else w for w in weights]
         if float(config.get("up_sparsity", 0.0)) > 0:  # GWEP: prune + quantise what goes up
             from edgeprune.federated.codec import encode_sparse
-            return encode_sparse(weights, float(config["up_sparsity"])), len(self.y), \
-                {"loss": loss, "macs": macs, "skipped": 0}
-        return encode(weights, bits), len(self.y), {"loss": loss, "macs": macs, "skipped": 0}
+            return encode_sparse(weights, float(config["up_sparsity"])), len(self.y), metrics
+        return encode(weights, bits), len(self.y), metrics
 
     def _train(self, model, config, after_backward=None, after_step=None) -> tuple[float, int]:
         """Local epochs of SGD on this device's data; returns (mean loss, samples seen)."""
@@ -112,12 +122,14 @@ class EdgeClient(NumPyClient):
             with torch.no_grad():
                 for k, m in mask_t.items():
                     named[k].mul_(m)
+        t0 = time.perf_counter()
         loss, n = self._train(model, config, after_backward, after_step)
+        seconds = time.perf_counter() - t0
         out = prunefl.pack(get_weights(model), masks if sparse else None, False)
         if int(config.get("collect_grad", 0)):
             out += [grad2[keys[i]].numpy() for i in idx]
         macs = int(config.get("macs_per_sample", 0)) * 3 * n
-        return out, len(self.y), {"loss": loss, "macs": macs, "skipped": 0}
+        return out, len(self.y), {"loss": loss, "macs": macs, "seconds": seconds, "skipped": 0}
 
     def evaluate(self, parameters, config):
         bits = int(config.get("bits", 32))

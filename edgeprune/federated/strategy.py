@@ -48,6 +48,7 @@ class RoundRecord:
     rejected: int
     skipped: int
     failed: int
+    client_seconds: float = 0.0  # local training time the devices measured, summed
 
 
 @dataclass
@@ -55,6 +56,8 @@ class FedHistory:
     rounds: list[RoundRecord] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # why each bad update was refused
     membership_auc: float | None = None  # loss-threshold attack on the final model (0.5 = chance)
+    upload_membership_auc: float | None = None  # the same attack on each device's last upload, averaged
+    upload_calibrated_auc: float | None = None  # on each upload, scored by the loss drop from the sent model
 
     @property
     def total_bytes(self) -> int:
@@ -62,7 +65,8 @@ class FedHistory:
 
     def to_dict(self) -> dict:
         return {"rounds": [asdict(r) for r in self.rounds], "rejected": self.rejected, "total_bytes": self.total_bytes,
-                "membership_auc": self.membership_auc}
+                "membership_auc": self.membership_auc, "upload_membership_auc": self.upload_membership_auc,
+                "upload_calibrated_auc": self.upload_calibrated_auc}
 
 
 class EdgeStrategy(FedAvg):
@@ -71,7 +75,7 @@ class EdgeStrategy(FedAvg):
                  fraction_fit: float = 1.0, min_fit_clients: int = 2, min_available_clients: int = 2,
                  checkpoint_dir: str | os.PathLike | None = None, perturb: float = 0.1,
                  device_profiles: dict[str, str] | None = None, latency_ms: float | None = None,
-                 up_sparsity: float = 0.8, prunefl_interval: int = 5):
+                 up_sparsity: float = 0.8, prunefl_interval: int = 5, defense_tolerance: float = 0.01):
         if method not in METHODS:
             raise ValueError(f"unknown federated method {method!r}; choose one of {METHODS}")
         super().__init__(fraction_fit=fraction_fit, fraction_evaluate=0.0, min_fit_clients=min_fit_clients,
@@ -80,6 +84,7 @@ class EdgeStrategy(FedAvg):
         self.example, self.test_loader = example, test_loader
         self.local_epochs, self.lr = local_epochs, lr
         self.perturb = perturb if method == "memdefense" else 0.0
+        self.defense_tolerance = defense_tolerance
         self.bits = 8 if method in ("pqsu", "gwep") else 32
         self.up_sparsity = up_sparsity if method == "gwep" else 0.0
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
@@ -95,6 +100,11 @@ class EdgeStrategy(FedAvg):
             from edgeprune.federated.personal import Personaliser
             self.personal = Personaliser(self.model, example, device_profiles or {}, latency_ms=latency_ms)
         self._sent: dict[str, object] = {}  # personal: the plan each device was sent this round
+        self._sent_json: dict[str, str] = {}
+        self._sent_weights: dict[str, list[np.ndarray]] = {}
+        self._round_start: list[np.ndarray] = []
+        # last round's accepted uploads: (weights, plan JSON, the weights the device started from)
+        self.uploads: dict[str, tuple[list[np.ndarray], str, list[np.ndarray]]] = {}
         self.prunefl_interval = prunefl_interval
         self.masks: dict[int, np.ndarray] = {}
         self.mask_version = 0
@@ -145,12 +155,14 @@ class EdgeStrategy(FedAvg):
         config: dict[str, Scalar] = {"round": self.start_round + server_round, "bits": self.bits, "plan": self.plan_json,
                                      "local_epochs": self.local_epochs, "lr": self.lr, "macs_per_sample": self.macs,
                                      "selective": int(self.method == "pqsu"), "perturb": self.perturb,
+                                     "defense_tolerance": self.defense_tolerance,
                                      "up_sparsity": self.up_sparsity}
         if self.personal is not None:
             return self._configure_personal(pairs, config)
         if self.method == "prunefl":
             return self._configure_prunefl(pairs, config)
-        down = to_parameters(get_weights(self.model), self.bits)
+        self._round_start = get_weights(self.model)
+        down = to_parameters(self._round_start, self.bits)
         size = nbytes(down) + len(self.plan_json.encode())
         self._pending = {"bytes_down": size * len(pairs)}
         return [(client, FitIns(down, dict(config))) for client, _ in pairs]
@@ -165,7 +177,7 @@ class EdgeStrategy(FedAvg):
         prunefl, keys, shapes, idx = self._prunefl_layout()
         rnd = int(config["round"])
         sparse = bool(self.masks) and prunefl.density(self.masks) < prunefl.SPARSE_BELOW
-        weights = get_weights(self.model)
+        weights = self._round_start = get_weights(self.model)
         out, total = [], 0
         for client, _ in pairs:
             send = bool(self.masks) and self.client_version.get(client.cid) != self.mask_version
@@ -202,6 +214,7 @@ class EdgeStrategy(FedAvg):
             accepted.append(dense)
             weights.append(res.num_examples)
             grads.append(g2)
+            self.uploads[client.cid] = (dense, self.plan_json, self._round_start)
         if accepted:
             total = float(sum(weights))
             avg = [sum(w / total * a[i] for a, w in zip(accepted, weights)) for i in range(len(keys))]
@@ -222,16 +235,20 @@ class EdgeStrategy(FedAvg):
         self._sent = {}
         for client, _ in pairs:
             weights, plan, plan_json = self.personal.submodel(client.cid)
+            self._sent_weights[client.cid] = weights
             down = to_parameters(weights, self.bits)
             sub_macs = macs_of(build(self.arch, self.arch_kwargs, plan_json), self.example)
             total += nbytes(down) + len(plan_json.encode())
             self._sent[client.cid] = plan
+            self._sent_json[client.cid] = plan_json
             out.append((client, FitIns(down, {**config, "plan": plan_json, "macs_per_sample": sub_macs})))
         self._pending = {"bytes_down": total}
         return out
 
     def aggregate_fit(self, server_round: int, results, failures):
         rnd = self.start_round + server_round
+        self.uploads = {}
+        self._pending["seconds"] = sum(float(res.metrics.get("seconds", 0.0)) for _, res in results)
         if self.method == "prunefl":
             up = sum(nbytes(res.parameters) for _, res in results)
             macs = sum(int(res.metrics.get("macs", 0)) for _, res in results)
@@ -273,6 +290,8 @@ class EdgeStrategy(FedAvg):
                 continue
             accepted.append(arrays)
             weights.append(res.num_examples)
+            self.uploads[client.cid] = (arrays, self._sent_json.get(client.cid, self.plan_json),
+                                        self._sent_weights.get(client.cid, self._round_start))
             if self.personal is not None:
                 personal_updates.append((arrays, self._sent[client.cid], res.num_examples))
         if accepted and self.personal is not None:
@@ -288,7 +307,7 @@ class EdgeStrategy(FedAvg):
     def _end_round(self, rnd: int, up: int, macs: int, accepted: int, rejected: int, skipped: int, failed: int):
         acc = evaluate(self.model, self.test_loader)
         self.history.rounds.append(RoundRecord(rnd, acc, self._pending.get("bytes_down", 0), up, macs, accepted,
-                                               rejected, skipped, failed))
+                                               rejected, skipped, failed, self._pending.get("seconds", 0.0)))
         self.done_rounds = rnd
         self._checkpoint()
         log.info("round %d: accuracy %.4f, %d accepted, %d rejected, %d skipped, %d failed", rnd, acc, accepted,
