@@ -219,17 +219,41 @@ def test_prunefl_adjusts_the_mask_from_gradients_and_goes_sparse():
     m = masks[0]
     assert m[0, 0]  # re-added: its gradient promises the most per unit of time
     assert m.sum() == 71 and not m[0, 1:].any() and not m[1, :].any()  # 30 smallest dropped, one back
+    # per-weight times: with equal promise, the weights that cost less time come back first
+    w2 = [np.ones((10, 10), dtype=np.float32), np.ones((10, 10), dtype=np.float32)]
+    g2 = [np.full((10, 10), 5.0, dtype=np.float32), np.full((10, 10), 5.0, dtype=np.float32)]
+    half = [np.zeros((10, 10), bool), np.zeros((10, 10), bool)]
+    half[0][:5], half[1][:5] = True, True
+    m = prunefl.adjust(w2, g2, {0: half[0], 1: half[1]}, [0, 1], max_drop=0.0, times=[1.0, 4.0])
+    assert m[0].sum() > m[1].sum()
     # in a federation: the mask changes at the adjustment round and transfers turn sparse
     cfg = FedConfig(rounds=4)
     clients, test, kwargs = hapt_devices(cfg)
     clients = clients[:4]
     s = _strategy(clients, test, kwargs, "prunefl")
-    s.prunefl_interval = 2
+    s.prunefl_interval, s.prunefl_initial = 2, False
     history = simulate(clients, s, 4)
     assert s.mask_version == 2 and prunefl.density(s.masks) < 0.9
     assert history.rounds[2].bytes_up < 0.8 * history.rounds[0].bytes_up  # round 3: sparse, no gradients
     assert history.rounds[3].bytes_down < history.rounds[0].bytes_down
     assert all(r.accepted == 4 for r in history.rounds)
+
+
+def test_prunefl_initial_pruning_on_one_device_then_sparse_rounds(tmp_path):
+    import numpy as np
+    from edgeprune.federated import prunefl
+    clients, test, kwargs = hapt_devices(FedConfig())
+    clients = clients[:4]
+    s = _strategy(clients, test, kwargs, "prunefl", tmp_path)
+    history = simulate(clients, s, 2)
+    first, second = history.rounds
+    assert first.accepted == 1 and s.mask_version == 1  # only the selected device worked in round 1
+    assert prunefl.density(s.masks) < 0.9  # it pruned before federated training began
+    assert second.accepted == 4 and second.bytes_up < 4 * first.bytes_up * 0.9  # kept values only
+    for i, m in s.masks.items():  # the global model holds zeros where the mask is off
+        assert not s.model.state_dict()[list(s.model.state_dict())[i]].numpy()[~m].any()
+    again = _strategy(clients, test, kwargs, "prunefl", tmp_path)  # a restarted server keeps the mask
+    assert again.mask_version == s.mask_version and all(np.array_equal(again.masks[i], m) for i, m in s.masks.items())
 
 
 def test_membership_holdout_windows_are_never_given_to_devices():

@@ -11,6 +11,7 @@ its last upload; otherwise it answers with no weights and `skipped = 1`.
 update with a wrong shape)."""
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -101,6 +102,8 @@ class EdgeClient(NumPyClient):
         keys = list(model.state_dict())
         shapes = [tuple(v.shape) for v in model.state_dict().values()]
         idx = prunefl.prunable_indices(keys, shapes)
+        if int(config.get("initial", 0)):
+            return self._initial_pruning(model, parameters, config, prunefl, idx)
         version = int(config.get("mask_version", 0))
         if int(config.get("mask_sent", 0)):
             self.masks = prunefl.read_masks(parameters[len(keys):], shapes, idx)
@@ -130,6 +133,26 @@ class EdgeClient(NumPyClient):
             out += [grad2[keys[i]].numpy() for i in idx]
         macs = int(config.get("macs_per_sample", 0)) * 3 * n
         return out, len(self.y), {"loss": loss, "macs": macs, "seconds": seconds, "skipped": 0}
+
+    def _initial_pruning(self, model, parameters, config, prunefl, idx):
+        """PruneFL's first stage on this device; sends the dense weights and the mask it made."""
+        set_weights(model, parameters)
+        lr = float(config.get("lr", 0.05))
+        macs = int(config.get("macs_per_sample", 0))
+        t0 = time.perf_counter()
+        self._train(model, {"local_epochs": 1, "lr": lr, "round": 0})  # one pass to measure its speed
+        spm = (time.perf_counter() - t0) / max(1, 3 * macs * len(self.y))
+        per_w = json.loads(str(config.get("macs_per_weight", "[]")))
+        times = prunefl.weight_times(per_w, len(self.y) * int(config.get("local_epochs", 1)), spm,
+                                     float(config.get("link_mbps", 1.0))) if per_w else None
+        masks, passes = prunefl.initial_pruning(model, self.x, self.y, idx, lr, self.batch_size, seed=self.seed,
+                                                times=times)
+        shapes = [tuple(v.shape) for v in model.state_dict().values()]
+        masks = masks or {i: np.ones(shapes[i], dtype=bool) for i in idx}  # never reached the accuracy to prune
+        self.masks, self.mask_version = masks, 1
+        out = prunefl.pack(get_weights(model), None, False) + [np.packbits(masks[i].reshape(-1)) for i in sorted(masks)]
+        return out, len(self.y), {"loss": 0.0, "macs": macs * 3 * len(self.y) * (passes + 1),
+                                  "seconds": time.perf_counter() - t0, "skipped": 0, "initial_passes": passes}
 
     def evaluate(self, parameters, config):
         bits = int(config.get("bits", 32))

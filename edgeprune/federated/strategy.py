@@ -75,7 +75,8 @@ class EdgeStrategy(FedAvg):
                  fraction_fit: float = 1.0, min_fit_clients: int = 2, min_available_clients: int = 2,
                  checkpoint_dir: str | os.PathLike | None = None, perturb: float = 0.1,
                  device_profiles: dict[str, str] | None = None, latency_ms: float | None = None,
-                 up_sparsity: float = 0.8, prunefl_interval: int = 5, defense_tolerance: float = 0.01):
+                 up_sparsity: float = 0.8, prunefl_interval: int = 5, defense_tolerance: float = 0.01,
+                 prunefl_initial: bool = True, link_mbps: float = 1.0):
         if method not in METHODS:
             raise ValueError(f"unknown federated method {method!r}; choose one of {METHODS}")
         super().__init__(fraction_fit=fraction_fit, fraction_evaluate=0.0, min_fit_clients=min_fit_clients,
@@ -92,6 +93,8 @@ class EdgeStrategy(FedAvg):
         self.done_rounds = 0
         self.plan_json = ""
         self.model = copy.deepcopy(model).eval()
+        self.masks: dict[int, np.ndarray] = {}  # prunefl: the mask over prunable weights
+        self.mask_version = 0
         if not self._resume() and method == "pqsu":
             self._prune_once(prune_ratio)
         self.macs = count_macs(self.model, example)
@@ -106,8 +109,8 @@ class EdgeStrategy(FedAvg):
         # last round's accepted uploads: (weights, plan JSON, the weights the device started from)
         self.uploads: dict[str, tuple[list[np.ndarray], str, list[np.ndarray]]] = {}
         self.prunefl_interval = prunefl_interval
-        self.masks: dict[int, np.ndarray] = {}
-        self.mask_version = 0
+        self.prunefl_initial, self.link_mbps = prunefl_initial, link_mbps
+        self._macs_per_w: list[float] | None = None
         self.client_version: dict[str, int] = {}
         self.start_round = self.done_rounds  # Flower counts rounds from 1 in every server run
         self._pending: dict = {}
@@ -124,7 +127,11 @@ class EdgeStrategy(FedAvg):
         state = json.loads((self.checkpoint_dir / "state.json").read_text())
         self.plan_json = state["plan"]
         self.model = build(self.arch, self.arch_kwargs, self.plan_json).eval()
-        self.model.load_state_dict(load_file(self.checkpoint_dir / "model.safetensors"))
+        tensors = load_file(self.checkpoint_dir / "model.safetensors")
+        self.masks = {int(k.split(".")[1]): tensors.pop(k).numpy().astype(bool)
+                      for k in list(tensors) if k.startswith("prunefl_mask.")}
+        self.mask_version = state.get("mask_version", 0)
+        self.model.load_state_dict(tensors)
         self.done_rounds = state["round"]
         self.history = FedHistory([RoundRecord(**r) for r in state["history"]["rounds"]], state["history"]["rejected"])
         log.info("resumed from %s after round %d", self.checkpoint_dir, self.done_rounds)
@@ -136,8 +143,11 @@ class EdgeStrategy(FedAvg):
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.checkpoint_dir))
         try:  # write both files, then move them into place (a crash leaves the last good pair)
-            save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, tmp / "model.safetensors")
+            tensors = {k: v.contiguous() for k, v in self.model.state_dict().items()}
+            tensors |= {f"prunefl_mask.{i}": torch.from_numpy(m.astype(np.uint8)) for i, m in self.masks.items()}
+            save_file(tensors, tmp / "model.safetensors")
             (tmp / "state.json").write_text(json.dumps({"round": self.done_rounds, "plan": self.plan_json,
+                                                        "mask_version": self.mask_version,
                                                         "history": self.history.to_dict()}))
             os.replace(tmp / "model.safetensors", self.checkpoint_dir / "model.safetensors")
             os.replace(tmp / "state.json", self.checkpoint_dir / "state.json")
@@ -175,7 +185,17 @@ class EdgeStrategy(FedAvg):
 
     def _configure_prunefl(self, pairs, config):
         prunefl, keys, shapes, idx = self._prunefl_layout()
+        if self._macs_per_w is None:
+            self._macs_per_w = prunefl.macs_per_weight(self.model, self.example, keys, idx)
         rnd = int(config["round"])
+        if self.prunefl_initial and rnd == 1 and not self.masks:  # first stage: one device prunes alone
+            down = ndarrays_to_parameters(get_weights(self.model))
+            self._round_start = get_weights(self.model)
+            self._pending = {"bytes_down": nbytes(down), "initial": True}
+            client = pairs[0][0]
+            self.client_version[client.cid] = 1  # it will hold the mask it makes
+            return [(client, FitIns(down, {**config, "prunefl": 1, "initial": 1, "link_mbps": self.link_mbps,
+                                           "macs_per_weight": json.dumps(self._macs_per_w)}))]
         sparse = bool(self.masks) and prunefl.density(self.masks) < prunefl.SPARSE_BELOW
         weights = self._round_start = get_weights(self.model)
         out, total = [], 0
@@ -193,6 +213,8 @@ class EdgeStrategy(FedAvg):
 
     def _aggregate_prunefl(self, results):
         prunefl, keys, shapes, idx = self._prunefl_layout()
+        if self._pending.get("initial"):
+            return self._adopt_initial(results, prunefl, keys, shapes, idx)
         sparse, collect = self._pending.get("sparse", False), self._pending.get("collect", False)
         accepted, weights, grads, rejected = [], [], [], []
         for client, res in results:
@@ -220,12 +242,39 @@ class EdgeStrategy(FedAvg):
             avg = [sum(w / total * a[i] for a, w in zip(accepted, weights)) for i in range(len(keys))]
             if collect and grads:
                 g2 = [sum(g[k] for g in grads) / len(grads) for k in range(len(idx))]
-                self.masks = prunefl.adjust(avg, g2, self.masks, idx)
+                seconds = sum(float(r.metrics.get("seconds", 0.0)) for _, r in results)
+                macs = sum(int(r.metrics.get("macs", 0)) for _, r in results)
+                times = None
+                if seconds > 0 and macs > 0:  # measured seconds per MAC of the devices' training
+                    times = prunefl.weight_times(self._macs_per_w, int(total / len(accepted) * self.local_epochs),
+                                                 seconds / macs, self.link_mbps)
+                self.masks = prunefl.adjust(avg, g2, self.masks, idx, times=times)
                 self.mask_version += 1
             for i, m in self.masks.items():
                 avg[i] = avg[i] * m
             set_weights(self.model, [np.asarray(a, dtype=np.float32) for a in avg])
         return len(accepted), rejected
+
+    def _adopt_initial(self, results, prunefl, keys, shapes, idx):
+        """The initially pruned model and its mask from the one device that made them."""
+        from flwr.common import parameters_to_ndarrays
+        for client, res in results:
+            arrays = parameters_to_ndarrays(res.parameters)
+            try:
+                if len(arrays) != len(keys) + len(idx):
+                    raise ValueError(f"{len(arrays)} tensors, expected {len(keys) + len(idx)}")
+                dense = prunefl.unpack(arrays[:len(keys)], shapes, None)
+                masks = prunefl.read_masks(arrays[len(keys):], shapes, idx)
+                if not all(np.isfinite(a).all() for a in dense):
+                    raise ValueError("non-finite values")
+            except Exception as exc:  # noqa: BLE001
+                return 0, [f"client {client.cid} (initial pruning): {exc}"]
+            self.masks, self.mask_version = masks, 1
+            set_weights(self.model, [a * masks[i] if i in masks else a for i, a in enumerate(dense)])
+            self.uploads[client.cid] = (dense, self.plan_json, self._round_start)
+            log.info("initial pruning on %s: density %.3f", client.cid, prunefl.density(masks))
+            return 1, []
+        return 0, []
 
     def _configure_personal(self, pairs, config):
         from edgeprune.metrics import count_macs as macs_of
