@@ -97,6 +97,57 @@ def test_real_server_and_devices_over_grpc(tmp_path):
     assert all(r["accepted"] == 3 for r in history["rounds"]) and history["total_bytes"] > 0
 
 
+def _kill_group(p: subprocess.Popen) -> None:
+    import signal
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+
+
+def test_flower_app_on_a_superlink_and_supernodes(tmp_path):
+    """Flower's Deployment Runtime: a SuperLink, three SuperNodes (HAPT users 1-3) and the
+    Flower App that `edgeprune federated app` writes, submitted with `flwr run`."""
+    bindir = os.path.dirname(sys.executable)
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '')}", "FLWR_HOME": str(tmp_path / "flwr"),
+           "PYTHONWARNINGS": "ignore"}
+    port = _free_port()
+    app, ckpt = tmp_path / "app", tmp_path / "ckpt"
+    made = subprocess.run([sys.executable, "-m", "edgeprune.cli.main", "federated", "app", "--out", str(app),
+                           "--superlink", f"127.0.0.1:{port}", "--method", "pqsu", "--rounds", "2",
+                           "--min-devices", "3", "--checkpoint", str(ckpt)], env=env, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    procs = [subprocess.Popen([f"{bindir}/flower-superlink", "--insecure", "--port", str(port), "--database",
+                               str(tmp_path / "state.db")], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        for u in (1, 2, 3):
+            procs.append(subprocess.Popen([f"{bindir}/flower-supernode", "--insecure", "--superlink",
+                                           f"127.0.0.1:{port}", "--port", str(_free_port()), "--node-config",
+                                           f"user={u}"], env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True))
+        time.sleep(5)
+        run = subprocess.run([f"{bindir}/flwr", "run", str(app), "--stream"], env=env, capture_output=True, text=True,
+                             timeout=400)
+        assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    finally:
+        for p in procs:
+            _kill_group(p)
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["round"] == 2
+    rounds = state["history"]["rounds"]
+    assert [r["accepted"] for r in rounds] == [3, 3] and rounds[-1]["accuracy"] > 0.3
+
+
+def test_flower_app_refuses_unknown_config_and_used_folders(tmp_path):
+    from edgeprune.federated.deploy import write_app
+    out = write_app(tmp_path / "a", "10.0.0.2:8000", method="prunefl", rounds=7)
+    text = (out / "pyproject.toml").read_text()
+    assert 'method = "prunefl"' in text and "rounds = 7" in text and 'address = "10.0.0.2:8000"' in text
+    with pytest.raises(FileExistsError):
+        write_app(out)
+    with pytest.raises(ValueError, match="no run config key"):
+        write_app(tmp_path / "b", bogus=1)
+
+
 def test_membership_auc_and_calibrated_attack():
     import numpy as np
     import torch

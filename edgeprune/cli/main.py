@@ -356,6 +356,21 @@ def cmd_federated(a) -> int:
     except ImportError as exc:
         raise ConfigError("federated learning needs Flower: pip install 'flwr==1.41.0' "
                           "(or pip install -e '.[federated]')") from exc
+    if a.role == "app":
+        from edgeprune.federated.deploy import write_app
+        if a.out is None:
+            raise ConfigError("app needs --out DIR (a new folder for the Flower App)")
+        config = {"method": a.method[0], "rounds": a.rounds, "min-devices": a.min_devices,
+                  "local-epochs": a.local_epochs, "lr": a.lr, "prune-ratio": a.prune_ratio, "seed": a.seed,
+                  "checkpoint": str(Path(a.checkpoint).resolve()) if a.checkpoint else ""}
+        try:
+            out = write_app(a.out, a.superlink, **config)
+        except FileExistsError as exc:
+            raise ConfigError(str(exc)) from exc
+        print(f"Flower App written to {out}. With a SuperLink at {a.superlink} and one SuperNode per device "
+              f"(flower-supernode --insecure --superlink {a.superlink} --node-config user=N), run:\n"
+              f"    flwr run {out} --stream")
+        return 0
     if a.role == "serve":
         from edgeprune.federated.deploy import serve
         res = serve(a.address, a.method[0], a.rounds, a.min_devices, a.local_epochs, a.lr, a.prune_ratio,
@@ -527,7 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_fit)
 
     s = sub.add_parser("federated", help="federated learning with pruning on Flower (HAPT users as devices)")
-    s.add_argument("role", choices=["simulate", "serve", "device"], help="simulate on this machine, or run a real "
+    s.add_argument("role", choices=["simulate", "app", "serve", "device"], help="simulate on this machine; write the "
+                   "Flower App for a SuperLink and SuperNodes (app); or run a real "
                    "server / device process over gRPC")
     s.add_argument("--method", nargs="+", default=["fedavg", "pqsu"], choices=["fedavg", "pqsu", "memdefense", "personal", "gwep", "prunefl"],
                    help="strategies (simulate runs each, side by side; serve uses the first)")
@@ -537,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prune-ratio", type=float, default=0.5, help="pqsu: fraction of channels pruned once, up front")
     s.add_argument("--devices-per-user", type=int, default=1, help="simulate: split each user into N devices")
     s.add_argument("--fraction-fit", type=float, default=1.0, help="simulate: devices sampled per round")
-    s.add_argument("--out", type=Path, help="simulate: folder for federated.json and federated.svg")
+    s.add_argument("--out", type=Path, help="simulate: folder for federated.json and federated.svg; app: folder for the Flower App")
     s.add_argument("--mia-holdout", type=float, default=0.0,
                    help="simulate: fraction of each user's windows kept from training as non-members for the "
                         "membership-inference attack (default: held-out users are the non-members)")
@@ -553,9 +569,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--root", default="~/.cache/edgeprune", help="torchvision dataset folder")
     s.add_argument("--download", action="store_true", help="let torchvision download the dataset")
     s.add_argument("--model", help="architecture from the zoo (default: har_cnn, lenet5 or resnet8 by dataset)")
-    s.add_argument("--address", default="127.0.0.1:8080")
+    s.add_argument("--superlink", default="127.0.0.1:8000", help="app: the SuperLink's address (its --port)")
+    s.add_argument("--address", default="127.0.0.1:8080", help="serve / device: gRPC address (older entry points)")
     s.add_argument("--min-devices", type=int, default=2)
-    s.add_argument("--checkpoint", help="serve: folder for the per-round checkpoint (resumes from it)")
+    s.add_argument("--checkpoint", help="serve, app: folder for the per-round checkpoint (resumes from it)")
     s.add_argument("--history", help="serve: write the history JSON here")
     s.add_argument("--user", type=int, help="device: the HAPT user whose data this device holds")
     s.add_argument("--fault", choices=["drop", "slow", "nan", "shape"], help="device: misbehave (for tests)")

@@ -1,10 +1,11 @@
-"""Real processes over gRPC: a Flower server running an EdgeStrategy, and devices that each hold
-one HAPT user's data and connect to it. Uses Flower's gRPC transport (`start_server` /
-`start_client`, which Flower marks deprecated in favour of its SuperLink/SuperNode
-deployment engine but still ships); the strategy and client code are the ones simulation uses.
+"""Real processes: a server running an EdgeStrategy, and devices that each hold one HAPT user's
+data. Two ways, with the strategy and device code simulation uses:
 
-    edgeprune federated serve --address 127.0.0.1:8080 --method pqsu --rounds 5 --min-devices 3
-    edgeprune federated device --address 127.0.0.1:8080 --user 3     (one per device)"""
+- Flower's Deployment Runtime (current): a SuperLink, one SuperNode per device (its user in
+  `--node-config user=N`), and a Flower App (`edgeprune federated app --out DIR` writes it;
+  `server_fn` / `client_fn` below are its components) submitted with `flwr run DIR`.
+- Flower's older gRPC entry points (`start_server` / `start_client`, deprecated by Flower but
+  shipped): `edgeprune federated serve` and `edgeprune federated device --user N`."""
 from __future__ import annotations
 
 import json
@@ -20,20 +21,81 @@ from edgeprune.federated.strategy import EdgeStrategy
 from edgeprune.zoo import create_model
 
 
-def serve(address: str, method: str = "fedavg", rounds: int = 3, min_devices: int = 2, local_epochs: int = 1,
-          lr: float = 0.05, prune_ratio: float = 0.5, arch: str = "har_cnn", round_timeout: float | None = 600,
-          checkpoint_dir: str | None = None, out: str | None = None, seed: int = 0) -> dict:
-    """Run the server until `rounds` rounds are done; returns (and writes to `out`) the history."""
-    import flwr
+def make_strategy(method: str = "fedavg", min_devices: int = 2, local_epochs: int = 1, lr: float = 0.05,
+                  prune_ratio: float = 0.5, arch: str = "har_cnn", checkpoint_dir: str | None = None,
+                  seed: int = 0) -> EdgeStrategy:
+    """The server's strategy on HAPT (accuracy on the held-out users 22-30 every round)."""
     from edgeprune.data import load_hapt
 
     data = load_hapt()
     kwargs = {"num_classes": data.num_classes}
     xt, yt = data.test()
     torch.manual_seed(seed)
-    strategy = EdgeStrategy(arch, kwargs, create_model(arch, **kwargs), xt[:1], DataLoader(TensorDataset(xt, yt), 512),
-                            method, prune_ratio, local_epochs, lr, min_fit_clients=min_devices,
-                            min_available_clients=min_devices, checkpoint_dir=checkpoint_dir)
+    return EdgeStrategy(arch, kwargs, create_model(arch, **kwargs), xt[:1], DataLoader(TensorDataset(xt, yt), 512),
+                        method, prune_ratio, local_epochs, lr, min_fit_clients=min_devices,
+                        min_available_clients=min_devices, checkpoint_dir=checkpoint_dir)
+
+
+def make_client(user: int, arch: str = "har_cnn", fault: str | None = None, seed: int = 0) -> EdgeClient:
+    """A device holding HAPT user `user`'s windows."""
+    from edgeprune.data import load_hapt
+
+    data = load_hapt()
+    if user not in set(int(u) for u in data.user):
+        raise ValueError(f"HAPT has no user {user}; devices hold users 1-30 (1-21 are the training users)")
+    x, y = data.user_data(user)
+    return EdgeClient(f"user{user}", x, y, arch, {"num_classes": data.num_classes}, seed=seed + user, fault=fault)
+
+
+def server_fn(context):
+    """The ServerApp's components from the run config of the Flower App."""
+    from flwr.server import ServerAppComponents, ServerConfig
+    cfg = context.run_config
+    strategy = make_strategy(str(cfg.get("method", "pqsu")), int(cfg.get("min-devices", 2)),
+                             int(cfg.get("local-epochs", 1)), float(cfg.get("lr", 0.05)),
+                             float(cfg.get("prune-ratio", 0.5)), checkpoint_dir=str(cfg.get("checkpoint", "")) or None,
+                             seed=int(cfg.get("seed", 0)))
+    return ServerAppComponents(strategy=strategy,
+                               config=ServerConfig(num_rounds=max(0, int(cfg.get("rounds", 3)) - strategy.done_rounds)))
+
+
+def client_fn(context):
+    """The device of this SuperNode: the HAPT user named in its node config (`user=N`)."""
+    if "user" not in context.node_config:
+        raise ValueError("start the SuperNode with --node-config 'user=N' (the HAPT user whose windows it holds)")
+    return make_client(int(context.node_config["user"]), seed=int(context.run_config.get("seed", 0))).to_client()
+
+
+def write_app(out: str | Path, superlink: str = "127.0.0.1:8000", **config) -> Path:
+    """Copy the Flower App template to `out`, with the SuperLink's address and run config values
+    (keys as in its pyproject.toml, e.g. method="prunefl", rounds=5)."""
+    import re
+    import shutil
+    src = Path(__file__).with_name("flower_app")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src / "edgeprune_app.py", out / "edgeprune_app.py")
+    text = (src / "pyproject.toml").read_text()
+    text = text.replace('address = "127.0.0.1:8000"', f'address = "{superlink}"')
+    for key, value in config.items():
+        key = key.replace("_", "-")
+        literal = json.dumps(value) if isinstance(value, str) else str(value)
+        text, n = re.subn(rf"^{re.escape(key)} = .*$", f"{key} = {literal}", text, flags=re.M)
+        if n != 1:
+            raise ValueError(f"the Flower App has no run config key {key!r}")
+    (out / "pyproject.toml").write_text(text)
+    return out
+
+
+def serve(address: str, method: str = "fedavg", rounds: int = 3, min_devices: int = 2, local_epochs: int = 1,
+          lr: float = 0.05, prune_ratio: float = 0.5, arch: str = "har_cnn", round_timeout: float | None = 600,
+          checkpoint_dir: str | None = None, out: str | None = None, seed: int = 0) -> dict:
+    """Run the server until `rounds` rounds are done; returns (and writes to `out`) the history."""
+    import flwr
+
+    strategy = make_strategy(method, min_devices, local_epochs, lr, prune_ratio, arch, checkpoint_dir, seed)
     remaining = rounds - strategy.done_rounds
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -50,12 +112,8 @@ def device(address: str, user: int, arch: str = "har_cnn", fault: str | None = N
     """Connect one device (HAPT user `user`'s windows) and train when the server asks."""
     from flwr.compat.client.app import start_client
 
-    from edgeprune.data import load_hapt
-
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    data = load_hapt()
-    x, y = data.user_data(user)
-    client = EdgeClient(f"user{user}", x, y, arch, {"num_classes": data.num_classes}, seed=seed + user, fault=fault)
+    client = make_client(user, arch, fault, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start_client(server_address=address, client=client.to_client(), insecure=True, max_retries=30,

@@ -83,12 +83,12 @@ def block_split(n: int, fraction: float, generator: torch.Generator, block: int 
     return torch.nonzero(~near).flatten(), torch.nonzero(held_mask).flatten()
 
 
-def _weights(model: nn.Module) -> list[torch.Tensor]:
+def kernel_weights(model: nn.Module) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.ndim > 1]  # conv and linear kernels
 
 
 def _grads(model: nn.Module, loss: torch.Tensor) -> list[torch.Tensor]:
-    return list(torch.autograd.grad(loss, _weights(model)))
+    return list(torch.autograd.grad(loss, kernel_weights(model)))
 
 
 def _mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -96,26 +96,28 @@ def _mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tens
 
 
 @torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((model(x).argmax(1) == y).float().mean())
 
 
 def memdefense(model: nn.Module, members: tuple[torch.Tensor, torch.Tensor],
                reference: tuple[torch.Tensor, torch.Tensor], max_fraction: float = 0.1, tolerance: float = 0.01,
                steps: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0), quantile: float = 0.5,
-               start: nn.Module | None = None) -> dict:
+               start: nn.Module | None = None, search: bool = True) -> dict:
     """Prune `model` in place against membership inference (reconstruction, see the module text).
     Returns what was chosen: {"fraction", "auc_before", "auc_after", "acc_before", "acc_after"} and
-    "passes", the forward-pass equivalents spent (a backward counts as two forwards)."""
+    "passes", the forward-pass equivalents spent (a backward counts as two forwards). With
+    `search=False` the top `max_fraction` of the ranking is pruned without the search (to map
+    the trade-off)."""
     model.eval()
     mx, my = members
     rx, ry = reference
     if len(ry) == 0:
         raise ValueError("memdefense needs a non-empty reference set of samples the model was not trained on")
-    weights = _weights(model)
+    weights = kernel_weights(model)
     # what "pruning" a weight sets it to: zero, or with `start` (the model the device received) its
     # value there, which prunes the local update of that weight rather than the weight
-    floor = [torch.zeros_like(w) for w in weights] if start is None else [w.detach().clone() for w in _weights(start)]
+    floor = [torch.zeros_like(w) for w in weights] if start is None else [w.detach().clone() for w in kernel_weights(start)]
     with torch.enable_grad():
         g_acc = _grads(model, _mean_loss(model, rx, ry))
         g_gap = _grads(model, _mean_loss(model, rx, ry) - _mean_loss(model, mx, my))
@@ -140,7 +142,7 @@ def memdefense(model: nn.Module, members: tuple[torch.Tensor, torch.Tensor],
                 w.copy_(values[pos:pos + w.numel()].view_as(w))
                 pos += w.numel()
 
-        auc0, acc0 = membership_auc(model, members, reference), _accuracy(model, rx, ry)
+        auc0, acc0 = membership_auc(model, members, reference), accuracy(model, rx, ry)
         best = (abs(auc0 - 0.5), 0, auc0, acc0)
         passes = 3 * (2 * len(ry) + len(my)) + 2 * len(ry) + len(my)
         for s in steps:
@@ -149,8 +151,8 @@ def memdefense(model: nn.Module, members: tuple[torch.Tensor, torch.Tensor],
                 continue
             apply(k)
             passes += 2 * len(ry) + len(my)
-            a, acc = membership_auc(model, members, reference), _accuracy(model, rx, ry)
-            if acc >= acc0 - tolerance and abs(a - 0.5) < best[0]:
+            a, acc = membership_auc(model, members, reference), accuracy(model, rx, ry)
+            if not search or (acc >= acc0 - tolerance and abs(a - 0.5) < best[0]):
                 best = (abs(a - 0.5), k, a, acc)
         apply(best[1])
     return {"fraction": best[1] / flat.numel(), "auc_before": auc0, "auc_after": best[2], "acc_before": acc0,
