@@ -103,6 +103,24 @@ def _kill_group(p: subprocess.Popen) -> None:
         os.killpg(p.pid, signal.SIGKILL)
 
 
+def _kill_mentioning(ports: list[int]) -> None:
+    """Flower's SuperLink and SuperNodes start SuperExec processes in sessions of their own: find
+    them by the ports on their command lines."""
+    import signal
+    from pathlib import Path
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode(errors="ignore")
+        except OSError:
+            continue
+        if "flower" in cmd or "flwr" in cmd:
+            if any(f":{port}" in cmd for port in ports):
+                try:
+                    os.kill(int(proc.name), signal.SIGKILL)
+                except OSError:
+                    pass
+
+
 def test_flower_app_on_a_superlink_and_supernodes(tmp_path):
     """Flower's Deployment Runtime: a SuperLink, three SuperNodes (HAPT users 1-3) and the
     Flower App that `edgeprune federated app` writes, submitted with `flwr run`."""
@@ -118,10 +136,12 @@ def test_flower_app_on_a_superlink_and_supernodes(tmp_path):
     procs = [subprocess.Popen([f"{bindir}/flower-superlink", "--insecure", "--port", str(port), "--database",
                                str(tmp_path / "state.db")], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)]
+    ports = [port]
     try:
         for u in (1, 2, 3):
+            ports.append(_free_port())
             procs.append(subprocess.Popen([f"{bindir}/flower-supernode", "--insecure", "--superlink",
-                                           f"127.0.0.1:{port}", "--port", str(_free_port()), "--node-config",
+                                           f"127.0.0.1:{port}", "--port", str(ports[-1]), "--node-config",
                                            f"user={u}"], env=env, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL, start_new_session=True))
         time.sleep(5)
@@ -131,6 +151,7 @@ def test_flower_app_on_a_superlink_and_supernodes(tmp_path):
     finally:
         for p in procs:
             _kill_group(p)
+        _kill_mentioning(ports)
     state = json.loads((ckpt / "state.json").read_text())
     assert state["round"] == 2
     rounds = state["history"]["rounds"]
@@ -362,3 +383,21 @@ def test_memdefense_federated_run_on_partitioned_images_reports_the_attacks(tmp_
     assert h.rounds[-1].accuracy > 0.3  # learnable data; the defence keeps training useful
     for v in (h.membership_auc, h.upload_membership_auc, h.upload_calibrated_auc):
         assert v is not None and 0.0 <= v <= 1.0
+
+
+def test_device_profiles_limit_which_devices_train_the_model():
+    clients, test, kwargs = hapt_devices(FedConfig())
+    clients = clients[:4]
+    profiles = {c.cid: p for c, p in zip(clients, ("rp2040", "stm32l432", "nrf52840", "esp32"))}
+
+    def run(method):
+        s = EdgeStrategy("har_cnn", kwargs, create_model("har_cnn", **kwargs), clients[0].x[:1], test, method,
+                         min_fit_clients=1, min_available_clients=4, device_profiles=profiles, latency_ms=200,
+                         enforce_profiles=True)
+        return simulate(clients, s, 1).rounds[0]
+    dense, pruned = run("fedavg"), run("pqsu")
+    assert dense.excluded > pruned.excluded  # the dense model is too big for some of the devices
+    assert dense.accepted + dense.excluded == 4 and pruned.accepted + pruned.skipped + pruned.excluded == 4
+    with pytest.raises(ValueError, match="fits none"):
+        EdgeStrategy("har_cnn", kwargs, create_model("har_cnn", **kwargs), clients[0].x[:1], test, "fedavg",
+                     device_profiles={"a": "rp2040"}, latency_ms=0.001, enforce_profiles=True)

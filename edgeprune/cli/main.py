@@ -388,7 +388,8 @@ def cmd_federated(a) -> int:
     cfg = FedConfig(rounds=a.rounds, devices_per_user=a.devices_per_user, local_epochs=a.local_epochs, lr=a.lr,
                     fraction_fit=a.fraction_fit, prune_ratio=a.prune_ratio, seed=a.seed, mia_holdout=a.mia_holdout,
                     perturb=a.perturb, dataset=a.data, devices=a.devices, partition=a.partition, alpha=a.alpha,
-                    limit=a.limit, npz=a.npz, data_root=a.root, download=a.download, arch=a.model)
+                    limit=a.limit, npz=a.npz, data_root=a.root, download=a.download, arch=a.model,
+                    enforce_profiles=a.enforce_profiles)
     res = compare(tuple(a.method), cfg, a.out)
     if a.json:
         print(json.dumps(res))
@@ -557,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mia-holdout", type=float, default=0.0,
                    help="simulate: fraction of each user's windows kept from training as non-members for the "
                         "membership-inference attack (default: held-out users are the non-members)")
+    s.add_argument("--enforce-profiles", action="store_true",
+                   help="simulate: a device takes part only if the model's int8 cost fits its profile (cycled: "
+                        "rp2040, stm32l432, nrf52840, esp32; 200 ms latency budget)")
     s.add_argument("--perturb", type=float, default=0.3,
                    help="memdefense: largest fraction of the weights whose local update may be pruned")
     s.add_argument("--data", default="hapt", choices=["hapt", "mnist", "fashion_mnist", "cifar10"],

@@ -37,7 +37,8 @@ class FedConfig:
     prune_ratio: float = 0.5
     perturb: float = 0.3  # memdefense: largest fraction of the weights whose local update may be pruned
     profiles: tuple[str, ...] = ("rp2040", "stm32l432", "nrf52840", "esp32")  # personal: cycled over devices
-    latency_ms: float | None = 200.0  # personal: every device's latency budget
+    latency_ms: float | None = 200.0  # personal (and enforce_profiles): every device's latency budget
+    enforce_profiles: bool = False  # every method: devices whose profile cannot hold the model sit out
     mia_holdout: float = 0.0  # fraction of each user's windows kept from training, as non-members for the attack
     defense_reference: float = 0.1  # memdefense: fraction of each device's windows kept as its reference set
     defense_tolerance: float = 0.01  # memdefense: reference accuracy the pruning may cost
@@ -204,7 +205,8 @@ def run_federated(cfg: FedConfig, checkpoint_dir: str | Path | None = None) -> F
                             min_fit_clients=max(1, int(cfg.fraction_fit * len(clients) // 2)),
                             min_available_clients=len(clients), checkpoint_dir=checkpoint_dir, perturb=cfg.perturb,
                             device_profiles={c.cid: cfg.profiles[i % len(cfg.profiles)] for i, c in enumerate(clients)},
-                            latency_ms=cfg.latency_ms, defense_tolerance=cfg.defense_tolerance)
+                            latency_ms=cfg.latency_ms, defense_tolerance=cfg.defense_tolerance,
+                            enforce_profiles=cfg.enforce_profiles)
     history = simulate(clients, strategy, cfg.rounds, cfg.round_timeout)
     _attack(cfg, clients, strategy, test, history, nonmembers)
     return history
@@ -293,7 +295,10 @@ def summary_table(results: dict, cfg: FedConfig) -> str:
                     break
             else:
                 reach = "never"
-        devices = rounds[0]["accepted"] + rounds[0]["rejected"] + rounds[0]["skipped"] + rounds[0]["failed"]
+        r0 = rounds[-1]
+        devices = r0["accepted"] + r0["rejected"] + r0["skipped"] + r0["failed"]
+        if r0.get("excluded"):
+            devices = f"{devices} (+{r0['excluded']} too small)"
         lines.append(f"| {m} | {devices} | {len(rounds)} | {100 * rounds[-1]['accuracy']:.2f} % | "
                      f"{100 * max(x['accuracy'] for x in rounds):.2f} % | {r['total_bytes'] / 2 ** 20:.1f} MiB | "
                      f"{down / 2 ** 20:.2f} / {up / 2 ** 20:.2f} MiB | "

@@ -128,7 +128,8 @@ def memdefense(model: nn.Module, members: tuple[torch.Tensor, torch.Tensor],
         # the filter: among weights that matter little for accuracy (below the `quantile` of the
         # accuracy scores), those whose removal narrows the member/reference gap the most
         score = gap_drop.clone()
-        score[(gap_drop <= 0) | (acc_cost > torch.quantile(acc_cost, quantile))] = -float("inf")
+        cut = acc_cost.kthvalue(max(1, min(len(acc_cost), int(round(quantile * len(acc_cost)))))).values
+        score[(gap_drop <= 0) | (acc_cost > cut)] = -float("inf")
         order = torch.argsort(score, descending=True)
         useful = int(torch.isfinite(score).sum())
         flat = torch.cat([w.detach().flatten() for w in weights])

@@ -49,6 +49,7 @@ class RoundRecord:
     skipped: int
     failed: int
     client_seconds: float = 0.0  # local training time the devices measured, summed
+    excluded: int = 0  # sampled devices left out because the model does not fit their profile
 
 
 @dataclass
@@ -76,7 +77,7 @@ class EdgeStrategy(FedAvg):
                  checkpoint_dir: str | os.PathLike | None = None, perturb: float = 0.1,
                  device_profiles: dict[str, str] | None = None, latency_ms: float | None = None,
                  up_sparsity: float = 0.8, prunefl_interval: int = 5, defense_tolerance: float = 0.01,
-                 prunefl_initial: bool = True, link_mbps: float = 1.0):
+                 prunefl_initial: bool = True, link_mbps: float = 1.0, enforce_profiles: bool = False):
         if method not in METHODS:
             raise ValueError(f"unknown federated method {method!r}; choose one of {METHODS}")
         super().__init__(fraction_fit=fraction_fit, fraction_evaluate=0.0, min_fit_clients=min_fit_clients,
@@ -98,6 +99,13 @@ class EdgeStrategy(FedAvg):
         if not self._resume() and method == "pqsu":
             self._prune_once(prune_ratio)
         self.macs = count_macs(self.model, example)
+        self.device_profiles, self.latency_ms = dict(device_profiles or {}), latency_ms
+        # every method: a device takes part only if the model it would train fits its profile
+        self.enforce_profiles = enforce_profiles and method != "personal"  # personal sizes each sub-model
+        self._fit_cache: dict[tuple[str, str], bool] = {}
+        if self.enforce_profiles and self.device_profiles and not any(self._fits(c) for c in self.device_profiles):
+            raise ValueError(f"the {method} model fits none of the devices' profiles "
+                             f"({sorted(set(self.device_profiles.values()))}); prune it further or use 'personal'")
         self.personal = None
         if method == "personal":
             from edgeprune.federated.personal import Personaliser
@@ -160,8 +168,24 @@ class EdgeStrategy(FedAvg):
     def initialize_parameters(self, client_manager) -> Parameters | None:
         return to_parameters(get_weights(self.model), 32)
 
+    def _fits(self, cid: str) -> bool:
+        """Whether the global model's int8 cost fits device `cid`'s profile (flash, RAM, latency)."""
+        if not self.enforce_profiles or cid not in self.device_profiles:
+            return True
+        name = self.device_profiles[cid]
+        if (name, self.plan_json) not in self._fit_cache:
+            from edgeprune.devices import Budget, check_budget, load_profile, model_cost
+            profile = load_profile(name)
+            checks = check_budget(model_cost(self.model, self.example, profile),
+                                  Budget.of(profile, latency_ms=self.latency_ms))
+            self._fit_cache[(name, self.plan_json)] = all(c.ok for c in checks)
+        return self._fit_cache[(name, self.plan_json)]
+
     def configure_fit(self, server_round: int, parameters: Parameters, client_manager):
         pairs = super().configure_fit(server_round, parameters, client_manager)
+        fitting = [(c, ins) for c, ins in pairs if self._fits(c.cid)]
+        self._excluded = len(pairs) - len(fitting)
+        pairs = fitting
         config: dict[str, Scalar] = {"round": self.start_round + server_round, "bits": self.bits, "plan": self.plan_json,
                                      "local_epochs": self.local_epochs, "lr": self.lr, "macs_per_sample": self.macs,
                                      "selective": int(self.method == "pqsu"), "perturb": self.perturb,
@@ -356,7 +380,8 @@ class EdgeStrategy(FedAvg):
     def _end_round(self, rnd: int, up: int, macs: int, accepted: int, rejected: int, skipped: int, failed: int):
         acc = evaluate(self.model, self.test_loader)
         self.history.rounds.append(RoundRecord(rnd, acc, self._pending.get("bytes_down", 0), up, macs, accepted,
-                                               rejected, skipped, failed, self._pending.get("seconds", 0.0)))
+                                               rejected, skipped, failed, self._pending.get("seconds", 0.0),
+                                               getattr(self, "_excluded", 0)))
         self.done_rounds = rnd
         self._checkpoint()
         log.info("round %d: accuracy %.4f, %d accepted, %d rejected, %d skipped, %d failed", rnd, acc, accepted,
