@@ -390,7 +390,7 @@ def cmd_federated(a) -> int:
                     perturb=a.perturb, dataset=a.data, devices=a.devices, partition=a.partition, alpha=a.alpha,
                     limit=a.limit, npz=a.npz, data_root=a.root, download=a.download, arch=a.model,
                     enforce_profiles=a.enforce_profiles)
-    res = compare(tuple(a.method), cfg, a.out)
+    res = compare(tuple(a.method), cfg, a.out, merge=a.merge)
     if a.json:
         print(json.dumps(res))
     else:
@@ -558,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mia-holdout", type=float, default=0.0,
                    help="simulate: fraction of each user's windows kept from training as non-members for the "
                         "membership-inference attack (default: held-out users are the non-members)")
+    s.add_argument("--merge", action="store_true",
+                   help="simulate: keep the other methods already in --out/federated.json beside these runs")
     s.add_argument("--enforce-profiles", action="store_true",
                    help="simulate: a device takes part only if the model's int8 cost fits its profile (cycled: "
                         "rp2040, stm32l432, nrf52840, esp32; 200 ms latency budget)")

@@ -4,7 +4,11 @@ Each round it receives the global model (its architecture as a PrunePlan JSON in
 its weights in the chosen encoding), trains `local_epochs` on its data, and answers with its
 weights in the same encoding, the number of samples, its training loss and the MACs it spent.
 With `selective` (FL-PQSU), it sends its update only when its training loss is lower than at
-its last upload; otherwise it answers with no weights and `skipped = 1`.
+its last upload; otherwise it answers with no weights and `skipped = 1`. With `perturb`
+(MemDefense, reconstruction) it prunes its update against membership inference before
+uploading, using its `reference` samples (kept out of training). With `prunefl` it trains
+under the server's mask (and, once, runs PruneFL's initial pruning when asked). It reports its
+MACs and its measured training seconds.
 
 `fault` injects the failures the server must survive: "drop" (raises: the device vanished),
 "slow" (sleeps `slow_seconds` before answering), "nan" (an update full of NaN), "shape" (an

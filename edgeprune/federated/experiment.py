@@ -247,10 +247,13 @@ def _attack(cfg: FedConfig, clients: list[EdgeClient], strategy: EdgeStrategy, t
         history.upload_calibrated_auc = sum(calibrated) / len(calibrated)
 
 
-def compare(methods: tuple[str, ...], cfg: FedConfig, out: str | Path | None = None) -> dict:
-    """The methods side by side on the same devices and seed; JSON and an SVG plot if `out`."""
+def compare(methods: tuple[str, ...], cfg: FedConfig, out: str | Path | None = None, merge: bool = False) -> dict:
+    """The methods side by side on the same devices and seed; JSON and an SVG plot if `out`
+    (with `merge`, the methods already in out/federated.json stay beside the new runs)."""
     from dataclasses import replace
     results = {}
+    if merge and out is not None and (Path(out) / "federated.json").exists():
+        results = {m: r for m, r in json.loads((Path(out) / "federated.json").read_text()).items() if m not in methods}
     for m in methods:
         t0 = time.time()
         h = run_federated(replace(cfg, method=m))

@@ -103,17 +103,21 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def memdefense(model: nn.Module, members: tuple[torch.Tensor, torch.Tensor],
                reference: tuple[torch.Tensor, torch.Tensor], max_fraction: float = 0.1, tolerance: float = 0.01,
                steps: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0), quantile: float = 0.5,
-               start: nn.Module | None = None, search: bool = True) -> dict:
+               start: nn.Module | None = None, search: bool = True, members_per_reference: int = 2) -> dict:
     """Prune `model` in place against membership inference (reconstruction, see the module text).
     Returns what was chosen: {"fraction", "auc_before", "auc_after", "acc_before", "acc_after"} and
     "passes", the forward-pass equivalents spent (a backward counts as two forwards). With
     `search=False` the top `max_fraction` of the ranking is pruned without the search (to map
-    the trade-off)."""
+    the trade-off). At most `members_per_reference` members per reference sample are used."""
     model.eval()
-    mx, my = members
     rx, ry = reference
     if len(ry) == 0:
         raise ValueError("memdefense needs a non-empty reference set of samples the model was not trained on")
+    if len(members[1]) > members_per_reference * len(ry):  # a fixed sample of the members keeps the cost down
+        pick = torch.randperm(len(members[1]), generator=torch.Generator().manual_seed(0))
+        pick = pick[:members_per_reference * len(ry)]
+        members = (members[0][pick], members[1][pick])
+    mx, my = members
     weights = kernel_weights(model)
     # what "pruning" a weight sets it to: zero, or with `start` (the model the device received) its
     # value there, which prunes the local update of that weight rather than the weight
