@@ -46,7 +46,8 @@ class EdgeClient(NumPyClient):
             return self._fit_prunefl(parameters, config)
         bits = int(config.get("bits", 32))
         model = build(self.arch, self.arch_kwargs, str(config.get("plan", "")))
-        set_weights(model, decode(parameters, bits))
+        received = decode(parameters, bits)
+        set_weights(model, received)
         t0 = time.perf_counter()
         loss, n = self._train(model, config)
         metrics = {"loss": loss, "macs": int(config.get("macs_per_sample", 0)) * 3 * n,  # fwd + bwd ~ 3x fwd
@@ -62,7 +63,7 @@ class EdgeClient(NumPyClient):
             if self.reference is None:
                 raise RuntimeError(f"device {self.cid} has no reference samples for MemDefense")
             start = build(self.arch, self.arch_kwargs, str(config.get("plan", "")))
-            set_weights(start, decode(parameters, bits))
+            set_weights(start, received)
             chosen = memdefense(model, (self.x, self.y), self.reference, perturb,
                                 float(config.get("defense_tolerance", 0.01)), start=start)
             metrics["defense_fraction"] = chosen["fraction"]
@@ -107,7 +108,7 @@ class EdgeClient(NumPyClient):
         shapes = [tuple(v.shape) for v in model.state_dict().values()]
         idx = prunefl.prunable_indices(keys, shapes)
         if int(config.get("initial", 0)):
-            return self._initial_pruning(model, parameters, config, prunefl, idx)
+            return self._initial_pruning(model, parameters, config, prunefl, idx, shapes)
         version = int(config.get("mask_version", 0))
         if int(config.get("mask_sent", 0)):
             self.masks = prunefl.read_masks(parameters[len(keys):], shapes, idx)
@@ -138,7 +139,7 @@ class EdgeClient(NumPyClient):
         macs = int(config.get("macs_per_sample", 0)) * 3 * n
         return out, len(self.y), {"loss": loss, "macs": macs, "seconds": seconds, "skipped": 0}
 
-    def _initial_pruning(self, model, parameters, config, prunefl, idx):
+    def _initial_pruning(self, model, parameters, config, prunefl, idx, shapes):
         """PruneFL's first stage on this device; sends the dense weights and the mask it made."""
         set_weights(model, parameters)
         lr = float(config.get("lr", 0.05))
@@ -151,7 +152,6 @@ class EdgeClient(NumPyClient):
                                      float(config.get("link_mbps", 1.0))) if per_w else None
         masks, passes = prunefl.initial_pruning(model, self.x, self.y, idx, lr, self.batch_size, seed=self.seed,
                                                 times=times)
-        shapes = [tuple(v.shape) for v in model.state_dict().values()]
         masks = masks or {i: np.ones(shapes[i], dtype=bool) for i in idx}  # never reached the accuracy to prune
         self.masks, self.mask_version = masks, 1
         out = prunefl.pack(get_weights(model), None, False) + [np.packbits(masks[i].reshape(-1)) for i in sorted(masks)]

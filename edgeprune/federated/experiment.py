@@ -76,8 +76,9 @@ def make_devices(cfg: FedConfig) -> tuple[list[EdgeClient], DataLoader, dict, di
     membership attack may use (samples of its distribution no device trained on; empty
     without `mia_holdout`)."""
     if cfg.dataset == "hapt":
-        clients, test, kwargs = hapt_devices(cfg)
-        by_user = hapt_holdout_by_user(cfg)
+        data = _hapt()
+        clients, test, kwargs = hapt_devices(cfg, data)
+        by_user = hapt_holdout_by_user(cfg, data)
         return clients, test, kwargs, {c.cid: by_user[int(c.cid[4:].split("-")[0])] for c in clients if by_user}
     return image_devices(cfg)
 
@@ -140,15 +141,13 @@ def _label_matched(pool_y: torch.Tensor, like: torch.Tensor, g: torch.Generator)
     return torch.multinomial(w, n, replacement=False, generator=g)
 
 
-def hapt_devices(cfg: FedConfig) -> tuple[list[EdgeClient], DataLoader, dict]:
-    from edgeprune.data import load_hapt
-
-    data = load_hapt()
+def hapt_devices(cfg: FedConfig, data=None) -> tuple[list[EdgeClient], DataLoader, dict]:
+    data = _hapt() if data is None else data
     kwargs = {"num_classes": data.num_classes}
     faults = dict(cfg.faults)
     reference = cfg.defense_reference if cfg.method == "memdefense" else 0.0
     clients = []
-    for user, (kept, _) in _user_splits(cfg).items():
+    for user, (kept, _) in _user_splits(cfg, data).items():
         x, y = data.user_data(user)
         for part in range(cfg.devices_per_user):
             idx = kept[(kept // BLOCK) % cfg.devices_per_user == part]  # whole blocks per device
@@ -164,24 +163,26 @@ def hapt_devices(cfg: FedConfig) -> tuple[list[EdgeClient], DataLoader, dict]:
 BLOCK = 10  # windows per block of the splits (consecutive windows overlap by half)
 
 
-def _user_splits(cfg: FedConfig) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """Per training user: (positions devices may hold, positions held out for the attack)."""
+def _hapt():
     from edgeprune.data import load_hapt
+    return load_hapt()
+
+
+def _user_splits(cfg: FedConfig, data) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Per training user: (positions devices may hold, positions held out for the attack)."""
     from edgeprune.data.hapt import DEFAULT_SPLIT
-    data = load_hapt()
     return {user: block_split(int((data.user == user).sum()), cfg.mia_holdout,
                               torch.Generator().manual_seed(cfg.seed + user), BLOCK)
             for user in list(DEFAULT_SPLIT[0]) + list(DEFAULT_SPLIT[1])}
 
 
-def hapt_holdout_by_user(cfg: FedConfig) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+def hapt_holdout_by_user(cfg: FedConfig, data=None) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """The windows of each training user that no device holds (`mia_holdout`); empty if none."""
     if cfg.mia_holdout <= 0:
         return {}
-    from edgeprune.data import load_hapt
-    data = load_hapt()
+    data = _hapt() if data is None else data
     out = {}
-    for user, (_, held) in _user_splits(cfg).items():
+    for user, (_, held) in _user_splits(cfg, data).items():
         x, y = data.user_data(user)
         out[user] = (x[held], y[held])
     return out
