@@ -31,6 +31,7 @@ from torch import nn
 
 from edgeprune.devices import Budget, Check, DeviceCost, budget_table, check_budget, load_profile, model_cost
 from edgeprune.errors import ConfigError
+from edgeprune.outputs import check_output, writing
 from edgeprune.training import TrainConfig, evaluate, take_samples, train
 
 RECOVERIES = ("finetune", "distill", "reconstruct", "none")
@@ -227,15 +228,23 @@ class _Fitter:
                 c.accuracy = self.proxy_accuracy(c.keep)
 
 
-def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | Path | None = None) -> FitResult:
-    """Search, prune, recover and quantize `model` for `config.device`; see the module docstring."""
+def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | Path | None = None, *,
+        overwrite: bool = False, inputs: tuple = (), arch: str | None = None,
+        arch_kwargs: dict | None = None) -> FitResult:
+    """Search, prune, recover and quantize `model` for `config.device`; see the module docstring.
+
+    With `out_dir`, every file (ONNX, C, report, and with `arch` the model folder `model/`)
+    is written there in one step at the end; an earlier edgeprune output is replaced only with
+    `overwrite=True`, a folder holding anything else never (checked before any work)."""
     from edgeprune.recovery import reconstruct
 
+    if out_dir is not None:
+        check_output(out_dir, force=overwrite, inputs=inputs)
     cfg = config or FitConfig()
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     f = _Fitter(model, task, cfg)
-    dense_cost = model_cost(f.model, f.x, f.profile, cfg.precision, cfg.sparse)
+    f.dense_cost = dense_cost = model_cost(f.model, f.x, f.profile, cfg.precision, cfg.sparse)
     _say(f"[fit] {f.profile.name}: dense model\n" + budget_table(check_budget(dense_cost, f.budget)))
     f.smallest()
     for name in cfg.searches:
@@ -247,6 +256,7 @@ def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | 
     top = max(f.candidates[i].accuracy for i in feasible)
     chosen = max((i for i in feasible if f.candidates[i].accuracy >= top - tol), key=lambda i: f.candidates[i].macs)
     best = f.candidates[chosen]
+    f.chosen = chosen
     _say(f"[fit] chose the {best.search} candidate (t={best.t:.3f}, estimated accuracy {best.accuracy:.4f}, "
          f"{best.macs} MACs)")
     result = f.space.finalize(best.keep)
@@ -267,34 +277,46 @@ def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | 
                                                         keep_best=False))
         fq.remove()
         acc["after_qat_float"] = evaluate(pruned, task.test)
+    if out_dir is None:
+        return _finish(pruned, result, f, cfg, task, acc, Path(tempfile.mkdtemp(prefix="edgeprune-fit-")), t0,
+                       c_code=False)
+    with writing(out_dir, force=overwrite, inputs=inputs, kind="fit") as tmp:
+        out = _finish(pruned, result, f, cfg, task, acc, tmp, t0)
+        from edgeprune.report.fit_report import fit_report_html
+        if arch is not None:
+            from edgeprune.store import write_model_files
+            write_model_files(tmp / "model", pruned, arch, arch_kwargs, result.plan,
+                              {"device": f.profile.name, "accuracy": acc})
+            out.files["model"] = Path("model")
+        out.files.update(report=Path("report.html"), summary=Path("fit.json"))
+        (tmp / "fit.json").write_text(json.dumps(out.summary(), indent=1, default=float))
+        (tmp / "report.html").write_text(fit_report_html(out))
+    out.files = {k: Path(out_dir) / v for k, v in out.files.items()}
+    return out
+
+
+def _finish(pruned: nn.Module, result, f: "_Fitter", cfg: FitConfig, task, acc: dict, base: Path,
+            t0: float, c_code: bool = True) -> FitResult:
+    """Quantize, generate and check C into `base`, cost the result against the budget. Paths
+    in `files` are relative to `base`."""
     files: dict = {}
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.quantize:
         from edgeprune.export.quantize import evaluate_onnx, quantize_int8
-        base = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="edgeprune-fit-"))
         fp, qp = base / "model.onnx", base / "model_int8.onnx"
         quantize_int8(pruned, f.x, f.calib, fp, qp, samples=cfg.calibration)
         check = evaluate_onnx(qp, task.test, pruned)
         acc["int8"] = check.accuracy
         acc["int8_agreement_with_float"] = check.agreement
-        files.update(onnx=fp, onnx_int8=qp)
+        files.update(onnx=Path("model.onnx"), onnx_int8=Path("model_int8.onnx"))
     cost = model_cost(pruned, f.x, f.profile, cfg.precision, cfg.sparse)
     checks = check_budget(cost, f.budget)
-    if cfg.c_code and out_dir is not None:
-        checks += _deploy_c(pruned, f, task, Path(out_dir) / "c", acc, files)
+    if cfg.c_code and c_code:
+        checks += _deploy_c(pruned, f, task, base / "c", acc, files)
     widths = [(g["name"], g["units"], g["units"] - g["removed"]) for g in result.plan.groups]
     timeline = live_timeline(pruned, f.x, 1 if cfg.precision == "int8" else 4)
-    out = FitResult(pruned, result.plan, f.profile, f.budget, dense_cost, cost, checks, f.candidates, chosen, acc,
-                    widths, timeline, files, time.time() - t0,
-                    live_timeline(f.model, f.x, 1 if cfg.precision == "int8" else 4), f.c_report)
-    if out_dir is not None:
-        from edgeprune.report.fit_report import fit_report_html
-        (out_dir / "fit.json").write_text(json.dumps(out.summary(), indent=1, default=float))
-        (out_dir / "report.html").write_text(fit_report_html(out))
-        files.update(report=out_dir / "report.html", summary=out_dir / "fit.json")
-    return out
+    return FitResult(pruned, result.plan, f.profile, f.budget, f.dense_cost, cost, checks, f.candidates,
+                     f.chosen, acc, widths, timeline, files, time.time() - t0,
+                     live_timeline(f.model, f.x, 1 if cfg.precision == "int8" else 4), f.c_report)
 
 
 def _deploy_c(pruned: nn.Module, f: "_Fitter", task, c_dir: Path, acc: dict, files: dict) -> list[Check]:
@@ -319,7 +341,7 @@ def _deploy_c(pruned: nn.Module, f: "_Fitter", task, c_dir: Path, acc: dict, fil
     out = run_compiled(c_dir, np.stack([qm.quantize_input(x) for x in xs]), timing)
     acc["int8_c"] = float((out.argmax(1) == ys).mean())
     target = cross_compile_size(c_dir, f.profile.core) or host
-    files.update(c_source=c_dir / "model.c", c_header=c_dir / "model.h")
+    files.update(c_source=Path("c/model.c"), c_header=Path("c/model.h"))
     f.c_report = {"equal_to_reference": host.equal, "checked_inputs": host.samples, "arena_bytes": gen.arena_bytes,
                   "sparse_layers": gen.sparse_layers, "compiler": target.compiler, "text": target.text,
                   "data": target.data, "bss": target.bss, "host_text": host.text, "host_bss": host.bss,

@@ -17,7 +17,7 @@ from torch import nn
 from edgeprune.criteria import get_criterion
 from edgeprune.criteria.base import ScoringContext
 from edgeprune.errors import VerificationError
-from edgeprune.graph.coupling import build_groups
+from edgeprune.graph.coupling import build_groups, model_tensors
 from edgeprune.graph.graph import OpGraph
 from edgeprune.graph.trace import trace
 from edgeprune.selection import select
@@ -86,7 +86,7 @@ def prune_once(model: nn.Module, example_inputs: Any, config, ratio: float, grad
             chosen = select(groups, scores, step_ratio, config)  # global: a fraction of what is left
         else:
             chosen = select(groups, scores, ratio, config, original)
-        plan = PrunePlan.from_groups(groups, chosen, tensors)
+        plan = PrunePlan.from_groups(groups, chosen, model_tensors(model))
         candidate = apply_plan(copy.deepcopy(model), plan)
         if plan.is_empty or not check:
             return Step(candidate, plan, graph, None), blocks

@@ -38,6 +38,9 @@ def sparsify(model: nn.Module, method: str, sparsity: float, task=None, finetune
         raise ConfigError(f"unknown sparsity method {method!r}; choose one of {SPARSE_METHODS}")
     if not 0.0 <= sparsity < 1.0:
         raise ConfigError("sparsity must be in [0, 1)")
+    if method == "nm":
+        from edgeprune.sparse.nm import check_nm
+        check_nm(n, m)
     choose = {"magnitude": lambda mod, s: global_magnitude(mod, s, skip),
               "layer_magnitude": lambda mod, s: layer_magnitude(mod, s, skip),
               "lamp": lambda mod, s: lamp_masks(mod, s, skip),

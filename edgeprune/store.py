@@ -1,62 +1,162 @@
 """A model on disk, safe to load: `model.json` (zoo name and arguments), `plan.json` (when
 pruned) and `weights.safetensors`. Loading builds the architecture from the zoo, replays the
-plan and loads tensors; nothing is unpickled."""
+plan and loads tensors; nothing is unpickled, and every file is treated as untrusted: a
+damaged or hostile folder gives one ConfigError naming the file, never a traceback or a huge
+allocation. Writing goes through edgeprune.outputs (atomic, never over foreign files)."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
+import math
+import os
+import warnings
 from pathlib import Path
 
+import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from edgeprune.errors import ConfigError
+from edgeprune.errors import ConfigError, PlanMismatchError
+from edgeprune.outputs import writing
+from edgeprune.safe_json import read_json
 from edgeprune.surgery.apply import apply_plan
 from edgeprune.surgery.plan import PrunePlan
-from edgeprune.zoo import create_model
+from edgeprune.zoo.registry import MODELS, check_model_args
+
+MAX_WEIGHTS_BYTES = 4 * 2 ** 30
 
 
-def save_model(model: nn.Module, directory: str | Path, arch: str, arch_kwargs: dict | None = None,
-               plan: PrunePlan | None = None, meta: dict | None = None) -> Path:
-    """Write the model directory atomically (a temporary directory renamed into place)."""
+def save_model(model: nn.Module, directory: str | os.PathLike, arch: str, arch_kwargs: dict | None = None,
+               plan: PrunePlan | None = None, meta: dict | None = None, *, overwrite: bool = False,
+               extra: dict[str, str | bytes] | None = None) -> Path:
+    """Write a model folder in one step. An existing folder is replaced only with
+    `overwrite=True` and only if it holds nothing edgeprune did not write (see
+    edgeprune.outputs); `extra` adds files by name (e.g. widths.svg)."""
+    with writing(directory, force=overwrite, kind="model") as tmp:
+        write_model_files(tmp, model, arch, arch_kwargs, plan, meta)
+        for name, data in (extra or {}).items():
+            (tmp / name).write_bytes(data.encode() if isinstance(data, str) else data)
+    return Path(directory)
+
+
+def write_model_files(folder: Path, model: nn.Module, arch: str, arch_kwargs: dict | None = None,
+                      plan: PrunePlan | None = None, meta: dict | None = None) -> None:
+    """The files of a model folder, into a folder being built (inside `outputs.writing`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.json").write_text(json.dumps({"arch": arch, "kwargs": arch_kwargs or {},
+                                                   "meta": meta or {}}, indent=1, default=_jsonable))
+    if plan is not None:
+        (folder / "plan.json").write_text(json.dumps(plan.to_dict(), indent=1))
+    save_file(state_tensors(model), folder / "weights.safetensors", metadata={"edgeprune": "1"})
+
+
+def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict as safetensors stores it: shared storage is written once per name."""
+    return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def _jsonable(v: object) -> object:
+    if isinstance(v, torch.Tensor):
+        return v.tolist()
+    if isinstance(v, Path):
+        return str(v)
+    return str(v)
+
+
+def load_model(directory: str | os.PathLike, *, finite: bool = False) -> tuple[nn.Module, dict]:
+    """Return (model in eval mode, the model.json record). `finite=True` refuses NaN or
+    infinite weights (ConfigError); otherwise they are reported with a warning."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    try:
-        (tmp / "model.json").write_text(json.dumps({"arch": arch, "kwargs": arch_kwargs or {},
-                                                    "meta": meta or {}}, indent=1))
-        if plan is not None:
-            plan.save(tmp / "plan.json")
-        state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-        save_file(state, tmp / "weights.safetensors")
-        if directory.exists():
-            shutil.rmtree(directory)
-        tmp.rename(directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
-
-
-def load_model(directory: str | Path) -> tuple[nn.Module, dict]:
-    """Return (model in eval mode, the model.json record)."""
-    directory = Path(directory)
-    info_path = directory / "model.json"
-    if not info_path.exists():
+    from edgeprune.outputs import recover
+    recover(directory)  # a writer killed mid-replacement on a system without atomic exchange
+    if not directory.is_dir():
+        raise ConfigError(f"{directory} is not a folder.\nhelp: give a model folder from `edgeprune train`")
+    if not (directory / "model.json").exists():
         raise ConfigError(f"{directory} is not an edgeprune model directory (no model.json).\n"
                           "help: create one with `edgeprune train` or edgeprune.store.save_model")
-    info = json.loads(info_path.read_text())
-    kwargs = dict(info.get("kwargs", {}))
+    info = read_model_json(directory / "model.json")
+    kwargs = dict(info["kwargs"])
     fbs = kwargs.pop("fbs_density", None)
-    model = create_model(info["arch"], **kwargs)
+    model = MODELS[info["arch"]].factory(**kwargs)
     if fbs is not None:  # dynamic channel gates wrap the convolutions
         from edgeprune.methods.fbs import add_fbs
         add_fbs(model, fbs)
-    for name in info.get("meta", {}).get("removed_blocks", []):  # layer pruning
+    for name in info["meta"].get("removed_blocks", []):  # layer pruning
         parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, child, nn.Identity())
+        try:
+            owner = model.get_submodule(parent) if parent else model
+            getattr(owner, child)
+        except AttributeError:
+            raise ConfigError(f"{directory / 'model.json'}: removed block {name!r} is not in {info['arch']}") from None
+        setattr(owner, child, nn.Identity())
     if (directory / "plan.json").exists():
-        apply_plan(model, PrunePlan.load(directory / "plan.json"))
-    model.load_state_dict(load_file(directory / "weights.safetensors"))
+        try:
+            apply_plan(model, PrunePlan.load(directory / "plan.json"))
+        except PlanMismatchError as exc:
+            raise ConfigError(f"{directory / 'plan.json'}: {str(exc).splitlines()[0]}") from None
+    load_weights(model, directory / "weights.safetensors")
+    bad = nonfinite_tensors(model)
+    if bad:
+        msg = (f"{directory / 'weights.safetensors'} holds NaN or infinite values in {', '.join(bad[:3])}"
+               f"{' and more' if len(bad) > 3 else ''}; the model is damaged")
+        if finite:
+            raise ConfigError(msg + ".\nhelp: retrain it or load an earlier copy")
+        warnings.warn(msg + "; its outputs are meaningless", stacklevel=2)
     return model.eval(), info
+
+
+def read_model_json(path: Path) -> dict:
+    """model.json, validated: a zoo architecture, constructor arguments that fit its signature
+    and build a model of sane size, a meta record."""
+    info = read_json(path, what="model file", max_bytes=2 ** 20)
+    if not isinstance(info, dict) or not isinstance(info.get("arch"), str):
+        raise ConfigError(f"{path}: expected an object with 'arch' (a zoo model name)")
+    kwargs = info.get("kwargs", {})
+    meta = info.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{path}: 'meta' must be an object")
+    blocks = meta.get("removed_blocks", [])
+    if not (isinstance(blocks, list) and all(isinstance(b, str) and len(b) < 200 for b in blocks)):
+        raise ConfigError(f"{path}: meta.removed_blocks must be a list of module names")
+    if isinstance(kwargs, dict) and "fbs_density" in kwargs:
+        d = kwargs["fbs_density"]
+        if not (isinstance(d, (int, float)) and not isinstance(d, bool) and math.isfinite(d) and 0 < d <= 1):
+            raise ConfigError(f"{path}: fbs_density must be a number in (0, 1]")
+        kwargs = {k: v for k, v in kwargs.items() if k != "fbs_density"}
+    check_model_args(info["arch"], kwargs, source=str(path))
+    return {**info, "kwargs": info.get("kwargs", {}), "meta": meta}
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Load a safetensors file into `model`, strictly: every tensor present, of the right
+    shape and dtype class; one ConfigError naming the file otherwise."""
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing.\nhelp: the model folder is incomplete; save it again")
+    if path.stat().st_size > MAX_WEIGHTS_BYTES:
+        raise ConfigError(f"{path} is larger than {MAX_WEIGHTS_BYTES >> 30} GiB; edgeprune will not load it")
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head[:1] == b"\x80" or head == b"PK":
+        raise ConfigError(f"{path} is a pickle or zip (torch.save) file, not safetensors; edgeprune never "
+                          "unpickles files.\nhelp: convert it with safetensors.torch.save_file in a trusted session")
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"{path} is not a readable safetensors file ({str(exc).splitlines()[0][:120]})") from None
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {list(state[k].shape)} (model: {list(v.shape)})" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    kinds = [k for k, v in expected.items() if k in state and state[k].is_floating_point() != v.is_floating_point()]
+    for label, items in (("is missing", missing), ("has tensors the model does not", unexpected),
+                         ("has tensors of the wrong shape:", wrong), ("has tensors of the wrong type:", kinds)):
+        if items:
+            raise ConfigError(f"{path} {label} {', '.join(items[:3])}{' and more' if len(items) > 3 else ''}.\n"
+                              "help: the weights do not belong to this model.json/plan.json; save the model again")
+    model.load_state_dict(state)
+
+
+def nonfinite_tensors(model: nn.Module) -> list[str]:
+    """Names of floating-point parameters and buffers holding NaN or infinity."""
+    return [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]

@@ -83,12 +83,16 @@ def prune_and_recover(model: torch.nn.Module, task: Task, config: PruneConfig, f
 
 
 def demo(out_dir: str | Path = "runs/demo", epochs: int = 8, finetune_epochs: int = 4, keep_macs: float = 0.25,
-         criterion: str = "l1", seed: int = 0) -> dict:
+         criterion: str = "l1", seed: int = 0, force: bool = False) -> dict:
     """Train the HAPT activity CNN, prune it to `keep_macs` of its MACs, fine-tune, verify,
-    export ONNX (checked in ONNX Runtime) and print a before/after table."""
-    from edgeprune.store import save_model
+    export ONNX (checked in ONNX Runtime) and print a before/after table. Everything lands in
+    `out_dir` in one step at the end; an earlier demo there is replaced, anything else refused."""
+    from edgeprune.outputs import check_output, writing
+    from edgeprune.report import widths_svg
+    from edgeprune.store import write_model_files
 
     t0 = time.time()
+    check_output(out_dir, force=force, replace_kind="demo")
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
@@ -96,18 +100,18 @@ def demo(out_dir: str | Path = "runs/demo", epochs: int = 8, finetune_epochs: in
     task = load_task("hapt", seed=seed)
     model = MODELS["har_cnn"].factory(num_classes=task.num_classes)
     train(model, task.train, task.val, TrainConfig(epochs=epochs, seed=seed))
-    save_model(model, out_dir / "dense", "har_cnn", {"num_classes": task.num_classes})
     say(f"[2/5] pruning to {keep_macs:.0%} of the MACs ({criterion}), verifying against the masked original")
     result, acc = prune_and_recover(model, task, PruneConfig(criterion=criterion, keep_macs=keep_macs, seed=seed),
                                     TrainConfig(epochs=finetune_epochs, lr=1e-3, seed=seed))
     say(f"[3/5] fine-tuned for {finetune_epochs} epochs")
-    save_model(result.model, out_dir / "pruned", "har_cnn", {"num_classes": task.num_classes}, plan=result.plan)
-    from edgeprune.report import widths_svg
-    (out_dir / "widths.svg").write_text(widths_svg(result.plan))
-    say("[4/5] exporting ONNX and checking it in ONNX Runtime")
     example = torch.randn(1, *task.input_shape)
-    export_onnx(model, example, out_dir / "dense.onnx")
-    export_onnx(result.model, example, out_dir / "pruned.onnx")
+    with writing(out_dir, force=force, replace_kind="demo", kind="demo") as tmp:
+        write_model_files(tmp / "dense", model, "har_cnn", {"num_classes": task.num_classes})
+        write_model_files(tmp / "pruned", result.model, "har_cnn", {"num_classes": task.num_classes}, result.plan)
+        (tmp / "widths.svg").write_text(widths_svg(result.plan))
+        say("[4/5] exporting ONNX and checking it in ONNX Runtime")
+        export_onnx(model, example, tmp / "dense.onnx")
+        export_onnx(result.model, example, tmp / "pruned.onnx")
     say("[5/5] measuring (batch 1, one thread, median of repeats)")
     before = measure(model, example, latency=True, onnx=True, repeats=200)
     after = measure(result.model, example, latency=True, onnx=True, repeats=200)

@@ -3,7 +3,9 @@ it; exit codes: 0 ok, 1 verification failed, 2 bad input."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -12,13 +14,60 @@ import torch
 from edgeprune.errors import ConfigError, EdgePruneError, VerificationError
 
 
+def _number(kind: type, low: float | None = None, high: float | None = None, low_open: bool = False,
+            high_open: bool = False):
+    """An argparse type: a finite int/float within bounds, with a message saying which."""
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    span = (f"in {lo}{low}, {high}{hi}" if high is not None else
+            f"{'>' if low_open else '>='} {low}" if low is not None else "finite")
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {noun} {span}, got {text!r}") from None
+        bad = (not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low))
+               or (high is not None and (v >= high if high_open else v > high)))
+        if bad:
+            raise argparse.ArgumentTypeError(f"must be {noun} {span}, got {text}")
+        return v
+    return parse
+
+
+COUNT = _number(int, 1)           # 1, 2, ...
+EPOCHS = _number(int, 0, 100_000)
+SEED = _number(int, 0, 2 ** 32 - 1)
+RATIO = _number(float, 0, 1, high_open=True)                # fraction removed: [0, 1)
+KEEP = _number(float, 0, 1, low_open=True)                  # fraction kept: (0, 1]
+POSITIVE = _number(float, 0, low_open=True)
+NONNEG = _number(float, 0)
+
+
+def _add_force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="replace an earlier edgeprune output in --out (a folder "
+                   "holding anything edgeprune did not write is never replaced)")
+
+
+class _UsageError(Exception):
+    """A command-line value argparse rejected (reported like every other bad input)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print usage and exit; we report it our way
+        raise _UsageError(f"{message}\nhelp: {self.prog} --help")
+
+
 def _add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="hapt", help="hapt (shipped), hapt12, mnist, fashion_mnist or cifar10")
+    p.add_argument("--data", default="hapt", choices=["hapt", "hapt12", "mnist", "fashion_mnist", "cifar10"],
+                   help="hapt (shipped), hapt12, mnist, fashion_mnist or cifar10")
     p.add_argument("--npz", help="local .npz copy of an image dataset (instead of torchvision)")
     p.add_argument("--root", default="~/.cache/edgeprune", help="torchvision dataset folder")
     p.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=COUNT, default=64)
+    p.add_argument("--seed", type=SEED, default=0)
+
 
 
 def _task(a):
@@ -26,11 +75,19 @@ def _task(a):
     return load_task(a.data, a.batch_size, a.npz, a.root, a.download, seed=a.seed)
 
 
+def _check_out(a, *inputs) -> None:
+    """Refuse a --out edgeprune must not write to before any work starts (edgeprune.outputs)."""
+    from edgeprune.outputs import check_output
+
+    check_output(a.out, force=a.force, inputs=inputs)
+
+
 def cmd_train(a) -> int:
     from edgeprune.store import save_model
     from edgeprune.training import TrainConfig, evaluate, train
     from edgeprune.zoo import create_model
 
+    _check_out(a)
     task = _task(a)
     kwargs = {"num_classes": task.num_classes}
     model = create_model(a.model, **kwargs)
@@ -58,7 +115,7 @@ def cmd_train(a) -> int:
         if not a.json:
             print(f"FBS: gated convolutions need {float(used.mean()):.0f} MACs per input on average "
                   f"(min {float(used.min()):.0f}, max {float(used.max()):.0f}) of {dense} dense")
-    save_model(model, a.out, a.model, kwargs, plan=plan,
+    save_model(model, a.out, a.model, kwargs, plan=plan, overwrite=a.force,
                meta={"data": a.data, "test_accuracy": acc, "regularizer": a.regularizer, "soft_filter": a.soft_filter,
                      **meta_extra})
     print(json.dumps({"test_accuracy": acc, "out": str(a.out), **meta_extra}) if a.json
@@ -81,7 +138,7 @@ def _train_to_rate(a, model, task, kwargs) -> int:
     acc = evaluate(small, task.test)
     info = {"test_accuracy": acc, "requested": target, "achieved": tr.achieved, "key": key,
             "widths": tr.log.widths[-1], "units_revived": tr.log.revived, "out": str(a.out)}
-    save_model(small, a.out, a.model, kwargs, plan=tr.result.plan, meta={"data": a.data, **info})
+    save_model(small, a.out, a.model, kwargs, plan=tr.result.plan, meta={"data": a.data, **info}, overwrite=a.force)
     if a.json:
         print(json.dumps(info))
     else:
@@ -121,13 +178,14 @@ def _training_method(a, model, task) -> dict:
 
 def cmd_prune(a) -> int:
     from edgeprune.api import PruneConfig
-    from edgeprune.store import load_model, save_model
+    from edgeprune.store import load_model
     from edgeprune.training import TrainConfig
     from edgeprune.workflow import prune_and_recover
 
-    model, info = load_model(a.model)
+    model, info = load_model(a.model, finite=True)
     if (Path(a.model) / "plan.json").exists():
         raise ConfigError(f"{a.model} is already pruned; prune its dense parent, or use `steps` for iterative pruning")
+    _check_out(a, a.model)
     task = _task(a)
     if a.method != "criterion":
         return _prune_by_method(a, model, info, task)
@@ -137,15 +195,13 @@ def cmd_prune(a) -> int:
     ft = TrainConfig(epochs=a.finetune_epochs, lr=a.lr, seed=a.seed)
     recovery = "distill" if a.distill else a.recover
     result, acc = prune_and_recover(model, task, config, ft, recovery=recovery, calibration=a.calibration)
-    save_model(result.model, a.out, info["arch"], info.get("kwargs"), plan=result.plan,
-               meta={"data": a.data, "accuracy": acc, "parent": str(a.model)})
+    _save_pruned(a, result, info, {"data": a.data, "accuracy": acc, "parent": str(a.model)})
     _print_prune(a, result, acc)
     return 0
 
 
 def _prune_by_method(a, model, info, task) -> int:
     """Width search (amc, abc, dsa) for a MACs/params budget, RED merging, or layer removal."""
-    from edgeprune.store import save_model
     from edgeprune.training import TrainConfig, evaluate, train
 
     ft = TrainConfig(epochs=a.finetune_epochs, lr=a.lr, seed=a.seed)
@@ -181,17 +237,23 @@ def _prune_by_method(a, model, info, task) -> int:
         if ft.epochs > 0:
             train(result.model, task.train, task.val, ft)
             acc["recovered"] = evaluate(result.model, task.test)
-    save_model(result.model, a.out, info["arch"], info.get("kwargs"), plan=None if result.plan.is_empty else result.plan,
-               meta={"data": a.data, "accuracy": acc, "method": a.method, "parent": str(a.model), **details})
+    _save_pruned(a, result, info, {"data": a.data, "accuracy": acc, "method": a.method, "parent": str(a.model),
+                                   **details})
     _print_prune(a, result, acc, details)
     return 0
 
 
-def _print_prune(a, result, acc, details=None) -> None:
+def _save_pruned(a, result, info, meta) -> None:
     from edgeprune.report import widths_svg
+    from edgeprune.store import save_model
+
+    save_model(result.model, a.out, info["arch"], info.get("kwargs"), meta=meta, overwrite=a.force,
+               plan=None if result.plan.is_empty else result.plan, extra={"widths.svg": widths_svg(result.plan)})
+
+
+def _print_prune(a, result, acc, details=None) -> None:
     from edgeprune.report_table import before_after_table
 
-    (Path(a.out) / "widths.svg").write_text(widths_svg(result.plan))
     if a.json:
         print(json.dumps({"accuracy": acc, "before": result.before.to_dict(), "after": result.after.to_dict(),
                           "verification_error": result.verification.max_abs_error if result.verification else None,
@@ -211,7 +273,11 @@ def cmd_sparsify(a) -> int:
     from edgeprune.store import load_model, save_model
     from edgeprune.training import evaluate
 
-    model, info = load_model(a.model)
+    if a.method == "nm":
+        from edgeprune.sparse.nm import check_nm
+        check_nm(a.n, a.m)
+    model, info = load_model(a.model, finite=True)
+    _check_out(a, a.model)
     task = _task(a)
     before = evaluate(model, task.test)
     masks, report = sparsify(model, a.method, a.sparsity, task, a.finetune_epochs, a.n, a.m, a.lr, a.seed,
@@ -220,8 +286,9 @@ def cmd_sparsify(a) -> int:
     plan_dir = Path(a.model)
     from edgeprune.surgery.plan import PrunePlan
     plan = PrunePlan.load(plan_dir / "plan.json") if (plan_dir / "plan.json").exists() else None
-    save_model(model, a.out, info["arch"], info.get("kwargs"), plan=plan,
-               meta={"sparsity": report["sparsity"], "method": a.method, "accuracy": report["accuracy"]})
+    save_model(model, a.out, info["arch"], info.get("kwargs"), plan=plan, overwrite=a.force,
+               meta={"sparsity": report["sparsity"], "method": a.method, "accuracy": report["accuracy"],
+                     "parent": str(a.model)})
     if a.json:
         print(json.dumps(report))
     else:
@@ -242,11 +309,11 @@ def cmd_eval(a) -> int:
     return 0
 
 
-def _example(model_dir):
+def _example(model_dir, finite: bool = False):
     from edgeprune.store import load_model
     from edgeprune.zoo import MODELS
 
-    model, info = load_model(model_dir)
+    model, info = load_model(model_dir, finite=finite)
     return model, torch.randn(1, *MODELS[info["arch"]].input_shape)
 
 
@@ -266,7 +333,7 @@ def cmd_profile(a) -> int:
 def cmd_export(a) -> int:
     from edgeprune.export.onnx import export_onnx
 
-    model, x = _example(a.model)
+    model, x = _example(a.model, finite=True)
     path = export_onnx(model, x, a.out)
     print(f"wrote {path} (checked in ONNX Runtime)")
     return 0
@@ -275,7 +342,7 @@ def cmd_export(a) -> int:
 def cmd_demo(a) -> int:
     from edgeprune.workflow import demo
 
-    res = demo(a.out, epochs=a.epochs, finetune_epochs=a.finetune_epochs, keep_macs=a.keep_macs,
+    res = demo(a.out, force=a.force, epochs=a.epochs, finetune_epochs=a.finetune_epochs, keep_macs=a.keep_macs,
                criterion=a.criterion, seed=a.seed)
     if a.json:
         print(json.dumps(res))
@@ -313,7 +380,6 @@ def cmd_devices(a) -> int:
 def cmd_fit(a) -> int:
     from edgeprune.devices import budget_table
     from edgeprune.fit import FitConfig, fit
-    from edgeprune.store import save_model
     from edgeprune.training import TrainConfig, train
     from edgeprune.zoo import create_model
 
@@ -325,10 +391,11 @@ def cmd_fit(a) -> int:
                     calibration=a.calibration, seed=a.seed)
     from edgeprune.devices import load_profile
     load_profile(a.device)  # a bad device name fails before any training
+    _check_out(a, a.model)
     task = _task(a)
     if a.model is not None:
         from edgeprune.store import load_model
-        model, info = load_model(a.model)
+        model, info = load_model(a.model, finite=True)
         arch, kwargs = info["arch"], info.get("kwargs")
         if (Path(a.model) / "plan.json").exists():
             raise ConfigError(f"{a.model} is already pruned; fit its dense parent")
@@ -338,8 +405,7 @@ def cmd_fit(a) -> int:
         model = create_model(arch, **kwargs)
         train(model, task.train, task.val, TrainConfig(epochs=a.epochs, seed=a.seed))
     out = Path(a.out)
-    r = fit(model, task, cfg, out_dir=out)
-    save_model(r.model, out / "model", arch, kwargs, plan=r.plan, meta={"device": a.device, "accuracy": r.accuracy})
+    r = fit(model, task, cfg, out_dir=out, overwrite=a.force, inputs=(a.model,), arch=arch, arch_kwargs=kwargs)
     if a.json:
         print(json.dumps(r.summary(), default=float))
     else:
@@ -389,8 +455,9 @@ def cmd_federated(a) -> int:
                     fraction_fit=a.fraction_fit, prune_ratio=a.prune_ratio, seed=a.seed, mia_holdout=a.mia_holdout,
                     perturb=a.perturb, dataset=a.data, devices=a.devices, partition=a.partition, alpha=a.alpha,
                     limit=a.limit, npz=a.npz, data_root=a.root, download=a.download, arch=a.model,
-                    enforce_profiles=a.enforce_profiles)
-    res = compare(tuple(a.method), cfg, a.out, merge=a.merge)
+                    enforce_profiles=a.enforce_profiles, aggregation=a.aggregate, count_cap=a.count_cap,
+                    attack=a.attack, attackers=a.attackers)
+    res = compare(tuple(a.method), cfg, a.out, merge=a.merge, force=a.force)
     if a.json:
         print(json.dumps(res))
     else:
@@ -412,27 +479,44 @@ def cmd_bench_methods(a) -> int:
     return 0
 
 
+def robust_rules() -> tuple[str, ...]:
+    try:
+        from edgeprune.federated.robust import RULES
+    except ImportError:  # Flower not installed: the federated command says so when run
+        return ("mean",)
+    return RULES
+
+
+def attack_names() -> tuple[str, ...]:
+    try:
+        from edgeprune.federated.client import ATTACKS
+    except ImportError:
+        return ()
+    return ATTACKS
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgeprune", description="Prune PyTorch models to fit IoT devices.")
+    p = _Parser(prog="edgeprune", description="Prune PyTorch models to fit IoT devices.")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("train", help="train a zoo model")
     s.add_argument("--model", default="har_cnn")
-    s.add_argument("--epochs", type=int, default=10)
-    s.add_argument("--lr", type=float, default=2e-3)
+    s.add_argument("--epochs", type=EPOCHS, default=10)
+    s.add_argument("--lr", type=POSITIVE, default=2e-3)
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--regularizer", choices=["slimming", "polarization", "group_lasso"],
                    help="sparsity-inducing penalty during training (then prune with --criterion bn_scale or l2)")
-    s.add_argument("--strength", type=float, default=1e-4, help="weight of the penalty")
-    s.add_argument("--soft-filter", type=float, metavar="RATIO",
+    s.add_argument("--strength", type=NONNEG, default=1e-4, help="weight of the penalty")
+    s.add_argument("--soft-filter", type=RATIO, metavar="RATIO",
                    help="soft filter pruning: zero RATIO of each layer's filters every epoch, remove them at the end")
-    s.add_argument("--target-macs", type=float, metavar="KEEP",
+    s.add_argument("--target-macs", type=KEEP, metavar="KEEP",
                    help="train to KEEP of the MACs in one run (Taylor importance + channel reallocation, Qi et al.)")
-    s.add_argument("--target-params", type=float, metavar="KEEP", help="same, for a parameter budget")
-    s.add_argument("--fbs", type=float, metavar="DENSITY",
+    s.add_argument("--target-params", type=KEEP, metavar="KEEP", help="same, for a parameter budget")
+    s.add_argument("--fbs", type=KEEP, metavar="DENSITY",
                    help="feature boosting and suppression: gate each conv+BN, DENSITY of its channels run per input")
     _add_data(s)
+    _add_force(s)
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("prune", help="prune a trained model, fine-tune, verify")
@@ -442,26 +526,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="criterion: rank by --criterion; amc/abc/dsa: search per-layer widths for --keep-macs or "
                         "--keep-params; red: merge redundant channels without data; layers: drop --blocks blocks")
     s.add_argument("--criterion", default="l1")
-    s.add_argument("--episodes", type=int, default=300, help="AMC episodes")
-    s.add_argument("--cycles", type=int, default=10, help="ABC cycles")
-    s.add_argument("--bins", type=int, help="RED: hash weights to this many levels (default: exact duplicates)")
-    s.add_argument("--blocks", type=int, default=1, help="layers: residual blocks to remove")
-    s.add_argument("--ratio", type=float, default=0.5, help="fraction of channels removed per group")
-    s.add_argument("--keep-macs", type=float, help="fraction of MACs to keep (overrides --ratio)")
-    s.add_argument("--keep-params", type=float, help="fraction of parameters to keep")
+    s.add_argument("--episodes", type=COUNT, default=300, help="AMC episodes")
+    s.add_argument("--cycles", type=COUNT, default=10, help="ABC cycles")
+    s.add_argument("--bins", type=_number(int, 2), help="RED: hash weights to this many levels (default: exact duplicates)")
+    s.add_argument("--blocks", type=COUNT, default=1, help="layers: residual blocks to remove")
+    s.add_argument("--ratio", type=RATIO, default=0.5, help="fraction of channels removed per group")
+    s.add_argument("--keep-macs", type=KEEP, help="fraction of MACs to keep (overrides --ratio)")
+    s.add_argument("--keep-params", type=KEEP, help="fraction of parameters to keep")
     s.add_argument("--scope", default="local", choices=["local", "global"])
-    s.add_argument("--round-to", type=int, default=1)
-    s.add_argument("--min-channels", type=int, default=1)
+    s.add_argument("--round-to", type=COUNT, default=1)
+    s.add_argument("--min-channels", type=COUNT, default=1)
     s.add_argument("--ignore", nargs="*", default=[], help="module names to leave alone")
-    s.add_argument("--steps", type=int, default=1)
-    s.add_argument("--finetune-epochs", type=int, default=4)
-    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--steps", type=_number(int, 1, 100), default=1)
+    s.add_argument("--finetune-epochs", type=EPOCHS, default=4)
+    s.add_argument("--lr", type=POSITIVE, default=1e-3)
     s.add_argument("--recover", default="finetune",
                    choices=["finetune", "distill", "reconstruct", "bn-recalibrate", "none"],
                    help="how to recover accuracy; reconstruct and bn-recalibrate need no training")
     s.add_argument("--distill", action="store_true", help="same as --recover distill")
-    s.add_argument("--calibration", type=int, default=1000, help="calibration samples (training data)")
+    s.add_argument("--calibration", type=COUNT, default=1000, help="calibration samples (training data)")
     _add_data(s)
+    _add_force(s)
     s.set_defaults(fn=cmd_prune)
 
     s = sub.add_parser("sparsify", help="unstructured or N:M sparsity by method name, fine-tuned with masks held")
@@ -470,13 +555,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="magnitude",
                    choices=["magnitude", "layer_magnitude", "lamp", "nm", "wanda", "sparsegpt", "gmp", "iterative", "dns", "dpf"],
                    help="sparsegpt prunes Linear layers only; gmp, dns and dpf prune while fine-tuning")
-    s.add_argument("--rounds", type=int, default=3, help="prune-retrain rounds of the iterative method")
-    s.add_argument("--sparsity", type=float, default=0.9)
-    s.add_argument("--n", type=int, default=2, help="N of N:M")
-    s.add_argument("--m", type=int, default=4, help="M of N:M")
-    s.add_argument("--finetune-epochs", type=int, default=0)
-    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--rounds", type=COUNT, default=3, help="prune-retrain rounds of the iterative method")
+    s.add_argument("--sparsity", type=RATIO, default=0.9)
+    s.add_argument("--n", type=_number(int, 1, 64), default=2, help="N of N:M")
+    s.add_argument("--m", type=_number(int, 2, 64), default=4, help="M of N:M")
+    s.add_argument("--finetune-epochs", type=EPOCHS, default=0)
+    s.add_argument("--lr", type=POSITIVE, default=1e-3)
     _add_data(s)
+    _add_force(s)
     s.set_defaults(fn=cmd_sparsify)
 
     s = sub.add_parser("eval", help="test accuracy of a model directory")
@@ -487,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("profile", help="parameters, MACs, bytes, peak memory, measured latency")
     s.add_argument("model", type=Path)
     s.add_argument("--onnx", action="store_true", help="also time ONNX Runtime")
-    s.add_argument("--repeats", type=int, default=100)
+    s.add_argument("--repeats", type=COUNT, default=100)
     s.set_defaults(fn=cmd_profile)
 
     s = sub.add_parser("export", help="export ONNX (checked in ONNX Runtime)")
@@ -497,18 +583,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="train on HAPT, prune to 1/4 of the MACs, fine-tune, verify, export")
     s.add_argument("--out", type=Path, default=Path("runs/demo"))
-    s.add_argument("--epochs", type=int, default=8)
-    s.add_argument("--finetune-epochs", type=int, default=4)
-    s.add_argument("--keep-macs", type=float, default=0.25)
+    s.add_argument("--epochs", type=EPOCHS, default=8)
+    s.add_argument("--finetune-epochs", type=EPOCHS, default=4)
+    s.add_argument("--keep-macs", type=KEEP, default=0.25)
     s.add_argument("--criterion", default="l1")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=SEED, default=0)
+    _add_force(s)
     s.set_defaults(fn=cmd_demo)
 
     s = sub.add_parser("sweep", help="prune every torchvision classification model (needs torchvision)")
     s.add_argument("--out", type=Path, default=Path("docs/sweep.md"))
     s.add_argument("--models", nargs="*", help="names (default: all)")
-    s.add_argument("--ratio", type=float, default=0.5)
-    s.add_argument("--timeout", type=int, default=600, help="seconds per model")
+    s.add_argument("--ratio", type=RATIO, default=0.5)
+    s.add_argument("--timeout", type=COUNT, default=600, help="seconds per model")
     s.set_defaults(fn=cmd_sweep)
 
     s = sub.add_parser("bench-engine", help="time trace+group+prune (+verify), optionally vs Torch-Pruning")
@@ -525,21 +612,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", required=True, help="built-in profile (edgeprune devices) or a .toml file")
     s.add_argument("--model", type=Path, help="dense model directory (default: train har_cnn on --data)")
     s.add_argument("--out", type=Path, default=Path("runs/fit"))
-    s.add_argument("--latency-ms", type=float, help="latency budget per inference (estimated on the device)")
-    s.add_argument("--energy-mj", type=float, help="energy budget per inference (estimated)")
-    s.add_argument("--flash-kb", type=float, help="flash budget in KiB (default: the device's)")
-    s.add_argument("--ram-kb", type=float, help="RAM budget in KiB (default: the device's)")
+    s.add_argument("--latency-ms", type=POSITIVE, help="latency budget per inference (estimated on the device)")
+    s.add_argument("--energy-mj", type=POSITIVE, help="energy budget per inference (estimated)")
+    s.add_argument("--flash-kb", type=POSITIVE, help="flash budget in KiB (default: the device's)")
+    s.add_argument("--ram-kb", type=POSITIVE, help="RAM budget in KiB (default: the device's)")
     s.add_argument("--search", nargs="+", default=["uniform", "sensitivity"],
                    choices=["uniform", "sensitivity", "amc", "abc"],
                    help="search directions: uniform, sensitivity analysis, AMC (DDPG) or ABCPruner (bee colony) policy shapes")
     s.add_argument("--recover", default="finetune", choices=["finetune", "distill", "reconstruct", "none"],
                    help="reconstruct: least squares only, no training (devices that cannot train)")
-    s.add_argument("--finetune-epochs", type=int, default=4)
-    s.add_argument("--qat-epochs", type=int, default=0, help="quantization-aware fine-tuning epochs after recovery")
-    s.add_argument("--epochs", type=int, default=8, help="training epochs of the default model")
-    s.add_argument("--lr", type=float, default=1e-3)
-    s.add_argument("--calibration", type=int, default=500)
+    s.add_argument("--finetune-epochs", type=EPOCHS, default=4)
+    s.add_argument("--qat-epochs", type=EPOCHS, default=0, help="quantization-aware fine-tuning epochs after recovery")
+    s.add_argument("--epochs", type=EPOCHS, default=8, help="training epochs of the default model")
+    s.add_argument("--lr", type=POSITIVE, default=1e-3)
+    s.add_argument("--calibration", type=COUNT, default=500)
     _add_data(s)
+    _add_force(s)
     s.set_defaults(fn=cmd_fit)
 
     s = sub.add_parser("federated", help="federated learning with pruning on Flower (HAPT users as devices)")
@@ -548,14 +636,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "server / device process over gRPC")
     s.add_argument("--method", nargs="+", default=["fedavg", "pqsu"], choices=["fedavg", "pqsu", "memdefense", "personal", "gwep", "prunefl"],
                    help="strategies (simulate runs each, side by side; serve uses the first)")
-    s.add_argument("--rounds", type=int, default=20)
-    s.add_argument("--local-epochs", type=int, default=1)
-    s.add_argument("--lr", type=float, default=0.05)
-    s.add_argument("--prune-ratio", type=float, default=0.5, help="pqsu: fraction of channels pruned once, up front")
-    s.add_argument("--devices-per-user", type=int, default=1, help="simulate: split each user into N devices")
-    s.add_argument("--fraction-fit", type=float, default=1.0, help="simulate: devices sampled per round")
+    s.add_argument("--rounds", type=COUNT, default=20)
+    s.add_argument("--local-epochs", type=EPOCHS, default=1)
+    s.add_argument("--lr", type=POSITIVE, default=0.05)
+    s.add_argument("--prune-ratio", type=RATIO, default=0.5, help="pqsu: fraction of channels pruned once, up front")
+    s.add_argument("--devices-per-user", type=_number(int, 1, 100), default=1, help="simulate: split each user into N devices")
+    s.add_argument("--fraction-fit", type=KEEP, default=1.0, help="simulate: devices sampled per round")
     s.add_argument("--out", type=Path, help="simulate: folder for federated.json and federated.svg; app: folder for the Flower App")
-    s.add_argument("--mia-holdout", type=float, default=0.0,
+    s.add_argument("--mia-holdout", type=_number(float, 0, 0.9), default=0.0,
                    help="simulate: fraction of each user's windows kept from training as non-members for the "
                         "membership-inference attack (default: held-out users are the non-members)")
     s.add_argument("--merge", action="store_true",
@@ -563,26 +651,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--enforce-profiles", action="store_true",
                    help="simulate: a device takes part only if the model's int8 cost fits its profile (cycled: "
                         "rp2040, stm32l432, nrf52840, esp32; 200 ms latency budget)")
-    s.add_argument("--perturb", type=float, default=0.3,
+    s.add_argument("--perturb", type=_number(float, 0, 1, low_open=True, high_open=True), default=0.3,
                    help="memdefense: largest fraction of the weights whose local update may be pruned")
     s.add_argument("--data", default="hapt", choices=["hapt", "mnist", "fashion_mnist", "cifar10"],
                    help="simulate: HAPT users as devices, or an image dataset partitioned over --devices")
-    s.add_argument("--devices", type=int, default=10, help="simulate, image data: number of devices")
+    s.add_argument("--devices", type=_number(int, 1, 10_000), default=10, help="simulate, image data: number of devices")
     s.add_argument("--partition", default="iid", choices=["iid", "dirichlet"], help="simulate, image data")
-    s.add_argument("--alpha", type=float, default=0.5, help="dirichlet partition: concentration (smaller = more skew)")
-    s.add_argument("--limit", type=int, help="simulate, image data: use this many training (and test) images")
+    s.add_argument("--alpha", type=POSITIVE, default=0.5, help="dirichlet partition: concentration (smaller = more skew)")
+    s.add_argument("--limit", type=COUNT, help="simulate, image data: use this many training (and test) images")
     s.add_argument("--npz", help="local .npz copy of the image dataset (instead of torchvision)")
     s.add_argument("--root", default="~/.cache/edgeprune", help="torchvision dataset folder")
     s.add_argument("--download", action="store_true", help="let torchvision download the dataset")
     s.add_argument("--model", help="architecture from the zoo (default: har_cnn, lenet5 or resnet8 by dataset)")
     s.add_argument("--superlink", default="127.0.0.1:8000", help="app: the SuperLink's address (its --port)")
     s.add_argument("--address", default="127.0.0.1:8080", help="serve / device: gRPC address (older entry points)")
-    s.add_argument("--min-devices", type=int, default=2)
+    s.add_argument("--min-devices", type=COUNT, default=2)
     s.add_argument("--checkpoint", help="serve, app: folder for the per-round checkpoint (resumes from it)")
     s.add_argument("--history", help="serve: write the history JSON here")
-    s.add_argument("--user", type=int, help="device: the HAPT user whose data this device holds")
+    s.add_argument("--user", type=_number(int, 1, 30), help="device: the HAPT user whose data this device holds")
     s.add_argument("--fault", choices=["drop", "slow", "nan", "shape"], help="device: misbehave (for tests)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--aggregate", default="mean", choices=list(robust_rules()),
+                   help="how the server combines the updates: the sample-weighted mean (FedAvg), or a rule one "
+                        "bad device cannot steer (median, trimmed, krum, multikrum, bulyan, clip)")
+    s.add_argument("--count-cap", type=NONNEG, default=4.0,
+                   help="cap each device's reported sample count at this many times the round's median (0: off)")
+    s.add_argument("--attack", choices=list(attack_names()), help="simulate: what the --attackers devices do")
+    s.add_argument("--attackers", type=_number(int, 0, 10_000), default=0,
+                   help="simulate: how many devices (drawn with --seed) run --attack")
+    s.add_argument("--seed", type=SEED, default=0)
+    _add_force(s)
     s.set_defaults(fn=cmd_federated)
 
     s = sub.add_parser("bench-methods", help="pruning methods side by side with baselines and scratch training "
@@ -592,16 +689,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _report(kind: str, message: str, code: int, as_json: bool) -> int:
+    """Errors as one line (plus a help line) on stderr, or as JSON on stdout with --json."""
+    if as_json:
+        print(json.dumps({"error": kind, "message": message, "exit_code": code}))
+    else:
+        print(f"edgeprune: {kind}: {message}", file=sys.stderr)
+    return code
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"edgeprune: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in argv[:1] or ("--json" in argv and argv.index("--json") < next(
+        (i for i, t in enumerate(argv) if not t.startswith("-")), len(argv)))
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as exc:
+        return _report("error", str(exc), 2, as_json)
+    import warnings
+    warnings.showwarning = _warning_line
     try:
         return args.fn(args)
     except VerificationError as exc:
-        print(f"edgeprune: verification failed: {exc}", file=sys.stderr)
-        return 1
+        return _report("verification failed", str(exc), 1, args.json)
     except (EdgePruneError, ConfigError, FileNotFoundError) as exc:
-        print(f"edgeprune: error: {exc}", file=sys.stderr)
-        return 2
+        return _report("error", str(exc), 2, args.json)
+    except PermissionError as exc:
+        return _report("error", f"permission denied: {exc.filename or exc}", 2, args.json)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            return _report("error", f"cannot write {exc.filename or ''}: {exc.strerror}", 2, args.json)
+        raise
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ what its work costs in energy. Built-in profiles live in builtin.toml with their
 `load_profile` also reads a user's TOML file of the same shape."""
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -55,25 +56,56 @@ class Budget:
                    ram_bytes if ram_bytes is not None else profile.ram_bytes, latency_ms, energy_mj)
 
 
+_COUNT_FIELDS = {"flash_bytes": True, "ram_bytes": True, "runtime_flash_bytes": False, "runtime_ram_bytes": False}
+_NUMBER_FIELDS = {"clock_hz": True, "pj_per_cycle": True, "pj_per_flash_byte": False, "pj_per_sram_byte": False}
+_TEXT_FIELDS = ("description", "core")
+_KINDS = ("mcu", "sbc", "host")
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _from_table(name: str, table: dict) -> DeviceProfile:
+    """Check every field (type, finite, positive where it must be) and build the profile."""
+    where = f"device profile {name!r}"
     missing = [k for k in _REQUIRED if k not in table]
     if missing:
-        raise ConfigError(f"device profile {name!r} lacks {missing}; see edgeprune/devices/builtin.toml for the fields")
+        raise ConfigError(f"{where} lacks {missing}; see edgeprune/devices/builtin.toml for the fields")
     known = set(DeviceProfile.__dataclass_fields__) - {"name"}
     unknown = sorted(set(table) - known)
     if unknown:
-        raise ConfigError(f"device profile {name!r} has unknown fields {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"{where} has unknown fields {unknown}; known: {sorted(known)}")
     kw = dict(table)
-    kw["sources"] = tuple(kw.get("sources", ()))
-    kw["estimates"] = tuple(kw.get("estimates", ()))
-    kw.setdefault("description", name)
+    for k, strict in _COUNT_FIELDS.items():
+        v = kw.get(k, 0)
+        if not (isinstance(v, int) and not isinstance(v, bool) and (v > 0 if strict else v >= 0) and v < 2 ** 50):
+            raise ConfigError(f"{where}: {k} must be a {'positive' if strict else 'non-negative'} whole number of "
+                              f"bytes, got {v!r}")
+    for k, strict in _NUMBER_FIELDS.items():
+        v = kw.get(k, 0.0)
+        if not (_is_number(v) and (v > 0 if strict else v >= 0) and v < 1e15):
+            raise ConfigError(f"{where}: {k} must be a finite {'positive' if strict else 'non-negative'} number, "
+                              f"got {v!r}")
+        kw[k] = float(v)
+    mpc = kw["macs_per_cycle"]
+    if not (isinstance(mpc, dict) and mpc and all(isinstance(p, str) and _is_number(v) and 0 < v < 1e6
+                                                  for p, v in mpc.items())):
+        raise ConfigError(f"{where}: macs_per_cycle must map precisions to finite positive numbers, "
+                          "e.g. { int8 = 0.5, fp32 = 0.25 }")
+    kw["macs_per_cycle"] = {p: float(v) for p, v in mpc.items()}
+    for k in _TEXT_FIELDS:
+        if not isinstance(kw.get(k, ""), str):
+            raise ConfigError(f"{where}: {k} must be a string")
     kw.setdefault("kind", "mcu")
-    for k in ("flash_bytes", "ram_bytes", "clock_hz", "pj_per_cycle"):
-        if not isinstance(kw[k], (int, float)) or kw[k] <= 0:
-            raise ConfigError(f"device profile {name!r}: {k} must be a positive number, got {kw[k]!r}")
-    if not isinstance(kw["macs_per_cycle"], dict) or not kw["macs_per_cycle"] \
-            or any(not isinstance(v, (int, float)) or v <= 0 for v in kw["macs_per_cycle"].values()):
-        raise ConfigError(f"device profile {name!r}: macs_per_cycle must map precisions to positive numbers")
+    if kw["kind"] not in _KINDS:
+        raise ConfigError(f"{where}: kind must be one of {_KINDS}, got {kw['kind']!r}")
+    for k in ("sources", "estimates"):
+        v = kw.get(k, [])
+        if not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            raise ConfigError(f"{where}: {k} must be a list of strings")
+        kw[k] = tuple(v)
+    kw.setdefault("description", name)
     return DeviceProfile(name=name, **kw)
 
 
@@ -91,10 +123,14 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
     if path.suffix != ".toml" or not path.exists():
         raise ConfigError(f"unknown device {str(name_or_path)!r}: give a built-in name ({', '.join(builtin)}) "
                           "or a .toml file shaped like edgeprune/devices/builtin.toml")
+    if path.stat().st_size > 2 ** 20:
+        raise ConfigError(f"{path} is larger than 1 MiB; a device profile is a few lines of TOML")
     try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a device profile") from None
     if not data:
         raise ConfigError(f"{path} holds no profile table")
     name, table = next(iter(data.items()))

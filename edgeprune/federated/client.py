@@ -12,7 +12,11 @@ MACs and its measured training seconds.
 
 `fault` injects the failures the server must survive: "drop" (raises: the device vanished),
 "slow" (sleeps `slow_seconds` before answering), "nan" (an update full of NaN), "shape" (an
-update with a wrong shape)."""
+update with a wrong shape), and the poisoning attacks of ATTACKS: "huge" (finite weights of
+1e30), "signflip" (its update reversed and scaled by SIGN_FLIP_SCALE: w0 - 4 (w - w0), as in
+the sign-flipping attack of Li et al. 2019, RSA), "inflate" (an honest update claiming
+INFLATED_COUNT samples), "labelflip" (trains on labels C-1-y: data poisoning, Tolpegin et al.
+2020)."""
 from __future__ import annotations
 
 import json
@@ -27,6 +31,20 @@ from torch.utils.data import DataLoader, TensorDataset
 from edgeprune.federated.codec import decode, encode
 from edgeprune.federated.model import build, get_weights, set_weights
 
+ATTACKS = ("huge", "signflip", "inflate", "labelflip")
+FAULTS = ("drop", "slow", "nan", "shape") + ATTACKS
+SIGN_FLIP_SCALE = 4.0
+INFLATED_COUNT = 10 ** 9
+
+
+def poison(weights: list[np.ndarray], received: list[np.ndarray], attack: str | None) -> list[np.ndarray]:
+    """What an attacking device uploads instead of its trained `weights`."""
+    if attack == "huge":
+        return [np.full_like(w, 1e30) for w in weights]
+    if attack == "signflip":
+        return [r - SIGN_FLIP_SCALE * (w - r) for w, r in zip(weights, received)]
+    return weights
+
 
 class EdgeClient(NumPyClient):
     def __init__(self, cid: str, x: torch.Tensor, y: torch.Tensor, arch: str, arch_kwargs: dict,
@@ -36,8 +54,11 @@ class EdgeClient(NumPyClient):
         self.x, self.y = x, y
         self.reference = reference  # MemDefense: windows kept out of training, as local non-members
         self.batch_size, self.seed = batch_size, seed
+        if fault is not None and fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; choose one of {FAULTS}")
         self.fault, self.slow_seconds = fault, slow_seconds
         self.last_upload_loss = math.inf
+        self.num_classes = int(arch_kwargs.get("num_classes", int(y.max()) + 1 if len(y) else 1))
 
     def fit(self, parameters, config):
         if self.fault == "drop":
@@ -68,20 +89,25 @@ class EdgeClient(NumPyClient):
                                 float(config.get("defense_tolerance", 0.01)), start=start)
             metrics["defense_fraction"] = chosen["fraction"]
             metrics["macs"] += int(config.get("macs_per_sample", 0)) * chosen["passes"]
-        weights = get_weights(model)
+        weights = poison(get_weights(model), received, self.fault)
         if self.fault == "nan":
             weights = [np.full_like(w, np.nan) for w in weights]
         elif self.fault == "shape":
             weights = [np.zeros((w.shape[0] + 1,) + w.shape[1:], dtype=w.dtype) if w.ndim else w for w in weights]
         if float(config.get("up_sparsity", 0.0)) > 0:  # GWEP: prune + quantise what goes up
             from edgeprune.federated.codec import encode_sparse
-            return encode_sparse(weights, float(config["up_sparsity"])), len(self.y), metrics
-        return encode(weights, bits), len(self.y), metrics
+            return encode_sparse(weights, float(config["up_sparsity"])), self._count(), metrics
+        return encode(weights, bits), self._count(), metrics
+
+    def _count(self) -> int:
+        """The sample count this device reports (an inflating attacker lies)."""
+        return INFLATED_COUNT if self.fault == "inflate" else len(self.y)
 
     def _train(self, model, config, after_backward=None, after_step=None) -> tuple[float, int]:
         """Local epochs of SGD on this device's data; returns (mean loss, samples seen)."""
         g = torch.Generator().manual_seed(self.seed + int(config.get("round", 0)))
-        loader = DataLoader(TensorDataset(self.x, self.y), self.batch_size, shuffle=True, generator=g)
+        y = self.num_classes - 1 - self.y if self.fault == "labelflip" else self.y
+        loader = DataLoader(TensorDataset(self.x, y), self.batch_size, shuffle=True, generator=g)
         opt = torch.optim.SGD(model.parameters(), lr=float(config.get("lr", 0.05)), momentum=0.9)
         model.train()
         total, n = 0.0, 0
@@ -133,11 +159,13 @@ class EdgeClient(NumPyClient):
         t0 = time.perf_counter()
         loss, n = self._train(model, config, after_backward, after_step)
         seconds = time.perf_counter() - t0
-        out = prunefl.pack(get_weights(model), masks if sparse else None, False)
+        received = prunefl.unpack(parameters[:len(keys)], shapes, masks if sparse else None)
+        weights = poison(get_weights(model), received, self.fault)
+        out = prunefl.pack(weights, masks if sparse else None, False)
         if int(config.get("collect_grad", 0)):
             out += [grad2[keys[i]].numpy() for i in idx]
         macs = int(config.get("macs_per_sample", 0)) * 3 * n
-        return out, len(self.y), {"loss": loss, "macs": macs, "seconds": seconds, "skipped": 0}
+        return out, self._count(), {"loss": loss, "macs": macs, "seconds": seconds, "skipped": 0}
 
     def _initial_pruning(self, model, parameters, config, prunefl, idx, shapes):
         """PruneFL's first stage on this device; sends the dense weights and the mask it made."""

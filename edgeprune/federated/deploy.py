@@ -66,27 +66,26 @@ def client_fn(context):
     return make_client(int(context.node_config["user"]), seed=int(context.run_config.get("seed", 0))).to_client()
 
 
-def write_app(out: str | Path, superlink: str = "127.0.0.1:8000", **config) -> Path:
-    """Copy the Flower App template to `out`, with the SuperLink's address and run config values
-    (keys as in its pyproject.toml, e.g. method="prunefl", rounds=5)."""
+def write_app(out: str | Path, superlink: str = "127.0.0.1:8000", force: bool = False, **config) -> Path:
+    """Copy the Flower App template to the new folder `out`, with the SuperLink's address and
+    run config values (keys as in its pyproject.toml, e.g. method="prunefl", rounds=5). An
+    earlier App edgeprune wrote there is replaced only with `force`."""
     import re
-    import shutil
+
+    from edgeprune.outputs import writing
     src = Path(__file__).with_name("flower_app")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(src / "edgeprune_app.py", out / "edgeprune_app.py")
     text = (src / "pyproject.toml").read_text()
     text = text.replace('address = "127.0.0.1:8000"', f'address = "{superlink}"')
     for key, value in config.items():
         key = key.replace("_", "-")
         literal = json.dumps(value) if isinstance(value, str) else str(value)
-        text, n = re.subn(rf"^{re.escape(key)} = .*$", f"{key} = {literal}", text, flags=re.M)
+        text, n = re.subn(rf"^{re.escape(key)} = .*$", lambda _: f"{key} = {literal}", text, flags=re.M)
         if n != 1:
             raise ValueError(f"the Flower App has no run config key {key!r}")
-    (out / "pyproject.toml").write_text(text)
-    return out
+    with writing(out, force=force, kind="flower-app") as tmp:
+        (tmp / "edgeprune_app.py").write_bytes((src / "edgeprune_app.py").read_bytes())
+        (tmp / "pyproject.toml").write_text(text)
+    return Path(out)
 
 
 def serve(address: str, method: str = "fedavg", rounds: int = 3, min_devices: int = 2, local_epochs: int = 1,

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from edgeprune.errors import ConfigError
 from edgeprune.federated.client import EdgeClient
 from edgeprune.federated.privacy import block_split
+from edgeprune.federated.robust import RobustConfig
 from edgeprune.federated.simulation import simulate
 from edgeprune.federated.strategy import EdgeStrategy, FedHistory
 from edgeprune.zoo import create_model
@@ -53,7 +54,11 @@ class FedConfig:
     download: bool = False
     seed: int = 0
     round_timeout: float | None = None
-    faults: tuple[tuple[int, str], ...] = ()  # (device index, "drop" | "slow" | "nan" | "shape")
+    faults: tuple[tuple[int, str], ...] = ()  # (device index, a fault of edgeprune.federated.client.FAULTS)
+    aggregation: str = "mean"  # edgeprune.federated.robust.RULES
+    count_cap: float = 4.0  # sample counts capped at this many times the round's median (0: off)
+    attack: str | None = None  # edgeprune.federated.client.ATTACKS, run by `attackers` devices
+    attackers: int = 0  # how many devices (drawn with the seed) attack
 
 
     def __post_init__(self) -> None:
@@ -65,6 +70,23 @@ class FedConfig:
             raise ConfigError("devices and devices_per_user must be >= 1 and alpha > 0")
         if not 0 <= self.mia_holdout < 1 or not 0 <= self.defense_reference < 1:
             raise ConfigError("mia_holdout and defense_reference are fractions in [0, 1)")
+        from edgeprune.federated.client import ATTACKS
+        from edgeprune.federated.robust import RobustConfig
+        RobustConfig(self.aggregation, self.count_cap)  # checks the names and values
+        if self.attackers and self.attack not in ATTACKS:
+            raise ConfigError(f"attackers need an attack, one of {ATTACKS}")
+        if self.attackers < 0:
+            raise ConfigError("attackers must be >= 0")
+
+    def device_faults(self, n_devices: int) -> dict[int, str]:
+        """Device index -> fault: the listed faults, and `attackers` devices drawn with the seed."""
+        if self.attackers > n_devices:
+            raise ConfigError(f"{self.attackers} attackers but only {n_devices} devices")
+        faults = dict(self.faults)
+        picked = torch.randperm(n_devices, generator=torch.Generator().manual_seed(self.seed + 7919))
+        for k in picked[:self.attackers].tolist():
+            faults[k] = self.attack
+        return faults
 
     @property
     def model_name(self) -> str:
@@ -97,7 +119,7 @@ def image_devices(cfg: FedConfig) -> tuple[list[EdgeClient], DataLoader, dict, d
     kwargs = {"num_classes": data.num_classes} | ({"in_channels": data.x_train.shape[1]}
                                                   if cfg.model_name == "lenet5" else {})
     reference = cfg.defense_reference if cfg.method == "memdefense" else 0.0
-    faults = dict(cfg.faults)
+    faults = cfg.device_faults(len(parts))
     clients, nonmembers = [], {}
     for k, part in enumerate(parts):
         idx = pool[part]
@@ -144,10 +166,11 @@ def _label_matched(pool_y: torch.Tensor, like: torch.Tensor, g: torch.Generator)
 def hapt_devices(cfg: FedConfig, data=None) -> tuple[list[EdgeClient], DataLoader, dict]:
     data = _hapt() if data is None else data
     kwargs = {"num_classes": data.num_classes}
-    faults = dict(cfg.faults)
+    splits = _user_splits(cfg, data)
+    faults = cfg.device_faults(len(splits) * cfg.devices_per_user)
     reference = cfg.defense_reference if cfg.method == "memdefense" else 0.0
     clients = []
-    for user, (kept, _) in _user_splits(cfg, data).items():
+    for user, (kept, _) in splits.items():
         x, y = data.user_data(user)
         for part in range(cfg.devices_per_user):
             idx = kept[(kept // BLOCK) % cfg.devices_per_user == part]  # whole blocks per device
@@ -207,7 +230,8 @@ def run_federated(cfg: FedConfig, checkpoint_dir: str | Path | None = None) -> F
                             min_available_clients=len(clients), checkpoint_dir=checkpoint_dir, perturb=cfg.perturb,
                             device_profiles={c.cid: cfg.profiles[i % len(cfg.profiles)] for i, c in enumerate(clients)},
                             latency_ms=cfg.latency_ms, defense_tolerance=cfg.defense_tolerance,
-                            enforce_profiles=cfg.enforce_profiles)
+                            enforce_profiles=cfg.enforce_profiles,
+                            robust=RobustConfig(cfg.aggregation, cfg.count_cap))
     history = simulate(clients, strategy, cfg.rounds, cfg.round_timeout)
     _attack(cfg, clients, strategy, test, history, nonmembers)
     return history
@@ -248,24 +272,34 @@ def _attack(cfg: FedConfig, clients: list[EdgeClient], strategy: EdgeStrategy, t
         history.upload_calibrated_auc = sum(calibrated) / len(calibrated)
 
 
-def compare(methods: tuple[str, ...], cfg: FedConfig, out: str | Path | None = None, merge: bool = False) -> dict:
+def compare(methods: tuple[str, ...], cfg: FedConfig, out: str | Path | None = None, merge: bool = False,
+            force: bool = False) -> dict:
     """The methods side by side on the same devices and seed; JSON and an SVG plot if `out`
-    (with `merge`, the methods already in out/federated.json stay beside the new runs)."""
+    (with `merge`, the methods already in out/federated.json stay beside the new runs). An
+    earlier edgeprune output in `out` is replaced only with `force` or `merge`."""
     from dataclasses import replace
+
+    from edgeprune.outputs import check_output, writing
+    from edgeprune.safe_json import read_json
     results = {}
+    replace_kind = "federated" if merge else None
+    if out is not None:
+        check_output(out, force=force, replace_kind=replace_kind)
     if merge and out is not None and (Path(out) / "federated.json").exists():
-        results = {m: r for m, r in json.loads((Path(out) / "federated.json").read_text()).items() if m not in methods}
+        old = read_json(Path(out) / "federated.json", what="federated results")
+        if not isinstance(old, dict):
+            raise ConfigError(f"{out}/federated.json is not a results object; --merge needs one edgeprune wrote")
+        results = {m: r for m, r in old.items() if m not in methods}
     for m in methods:
         t0 = time.time()
         h = run_federated(replace(cfg, method=m))
         results[m] = {**h.to_dict(), "seconds": time.time() - t0}
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "federated.json").write_text(json.dumps(results, indent=1))
         from edgeprune.federated.plot import rounds_svg
-        (out / "federated.svg").write_text(rounds_svg(results))
-        (out / "summary.md").write_text(summary_table(results, cfg))
+        with writing(out, force=force, replace_kind=replace_kind, kind="federated") as tmp:
+            (tmp / "federated.json").write_text(json.dumps(results, indent=1))
+            (tmp / "federated.svg").write_text(rounds_svg(results))
+            (tmp / "summary.md").write_text(summary_table(results, cfg))
     return results
 
 

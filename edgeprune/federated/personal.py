@@ -65,10 +65,22 @@ class Personaliser:
         sub = apply_plan(copy.deepcopy(self.model), plan)
         return get_weights(sub), plan, json.dumps(plan.to_dict()) if not plan.is_empty else ""
 
-    def aggregate(self, updates: list[tuple[list[np.ndarray], PrunePlan, int]]) -> list[np.ndarray]:
-        """Average each global entry over the sub-models that hold it."""
+    def aggregate(self, updates: list[tuple[list[np.ndarray], PrunePlan, int]], robust=None) -> list[np.ndarray]:
+        """Average each global entry over the sub-models that hold it. With a robust rule
+        (edgeprune.federated.robust) other than the mean, every sub-model is first embedded in
+        the global shape, entries it does not hold left at the global value (a vote for no
+        change there), and the rule combines those: a simplification of ours."""
         keys = list(self.model.state_dict())
         current = get_weights(self.model)
+        if robust is not None and robust.rule != "mean":
+            from edgeprune.federated.robust import aggregate as combine
+            full = []
+            for arrays, plan, _ in updates:
+                embedded = [c.copy() for c in current]
+                for i, (k, a) in enumerate(zip(keys, arrays)):
+                    embedded[i][_kept_index(plan, k, current[i].shape)] = a
+                full.append(embedded)
+            return combine(current, full, [n for _, _, n in updates], robust)
         sums = [np.zeros_like(c, dtype=np.float64) for c in current]
         counts = [np.zeros_like(c, dtype=np.float64) for c in current]
         for arrays, plan, n in updates:

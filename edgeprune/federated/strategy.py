@@ -9,8 +9,11 @@ bad updates, and a checkpoint every round to resume from after a restart.
   that skips counts as an update of zero in the weighted average (the global model is kept for
   its share), so a round with few uploads moves the model only a little.
 
-Every update is checked before aggregation: the number of tensors, every shape, and finiteness;
-a bad one is rejected and logged, never averaged. Clients that fail or time out are counted."""
+Every update is checked before aggregation: the number of tensors, every shape, finiteness and
+the sample count it claims (edgeprune.federated.robust: capped at a multiple of the round's
+median); a bad one is rejected and logged, never averaged. The updates are then combined by a
+rule chosen by name (`robust`: the sample-weighted mean, or median, trimmed mean, Krum,
+Multi-Krum, Bulyan, norm clipping). Clients that fail or time out are counted."""
 from __future__ import annotations
 
 import copy
@@ -30,6 +33,8 @@ from torch import nn
 
 from edgeprune.federated.codec import from_parameters, nbytes, to_parameters
 from edgeprune.federated.model import build, get_weights, set_weights
+from edgeprune.federated.robust import RobustConfig, checked_counts
+from edgeprune.federated.robust import aggregate as combine
 from edgeprune.metrics import count_macs
 from edgeprune.training import evaluate
 
@@ -56,6 +61,7 @@ class RoundRecord:
 class FedHistory:
     rounds: list[RoundRecord] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # why each bad update was refused
+    corrected: list[str] = field(default_factory=list)  # sample counts the server capped
     membership_auc: float | None = None  # loss-threshold attack on the final model (0.5 = chance)
     upload_membership_auc: float | None = None  # the same attack on each device's last upload, averaged
     upload_calibrated_auc: float | None = None  # on each upload, scored by the loss drop from the sent model
@@ -65,7 +71,8 @@ class FedHistory:
         return sum(r.bytes_down + r.bytes_up for r in self.rounds)
 
     def to_dict(self) -> dict:
-        return {"rounds": [asdict(r) for r in self.rounds], "rejected": self.rejected, "total_bytes": self.total_bytes,
+        return {"rounds": [asdict(r) for r in self.rounds], "rejected": self.rejected, "corrected": self.corrected,
+                "total_bytes": self.total_bytes,
                 "membership_auc": self.membership_auc, "upload_membership_auc": self.upload_membership_auc,
                 "upload_calibrated_auc": self.upload_calibrated_auc}
 
@@ -77,12 +84,14 @@ class EdgeStrategy(FedAvg):
                  checkpoint_dir: str | os.PathLike | None = None, perturb: float = 0.1,
                  device_profiles: dict[str, str] | None = None, latency_ms: float | None = None,
                  up_sparsity: float = 0.8, prunefl_interval: int = 5, defense_tolerance: float = 0.01,
-                 prunefl_initial: bool = True, link_mbps: float = 1.0, enforce_profiles: bool = False):
+                 prunefl_initial: bool = True, link_mbps: float = 1.0, enforce_profiles: bool = False,
+                 robust: RobustConfig | None = None):
         if method not in METHODS:
             raise ValueError(f"unknown federated method {method!r}; choose one of {METHODS}")
         super().__init__(fraction_fit=fraction_fit, fraction_evaluate=0.0, min_fit_clients=min_fit_clients,
                          min_available_clients=min_available_clients)
         self.arch, self.arch_kwargs, self.method = arch, arch_kwargs, method
+        self.robust = robust or RobustConfig()
         self.example, self.test_loader = example, test_loader
         self.local_epochs, self.lr = local_epochs, lr
         self.perturb = perturb if method == "memdefense" else 0.0
@@ -261,9 +270,16 @@ class EdgeStrategy(FedAvg):
             weights.append(res.num_examples)
             grads.append(g2)
             self.uploads[client.cid] = (dense, self.plan_json, self._round_start)
+        cids = list(self.uploads)
+        counts, refused = self._checked(cids, weights)
+        rejected += refused
+        keep = [i for i, n in enumerate(counts) if n > 0]
+        for i in set(range(len(cids))) - set(keep):
+            self.uploads.pop(cids[i], None)
+        accepted, weights, grads = [accepted[i] for i in keep], [counts[i] for i in keep], [grads[i] for i in keep]
         if accepted:
             total = float(sum(weights))
-            avg = [sum(w / total * a[i] for a, w in zip(accepted, weights)) for i in range(len(keys))]
+            avg = combine(get_weights(self.model), accepted, weights, self.robust)
             if collect and grads:
                 g2 = [sum(g[k] for g in grads) / len(grads) for k in range(len(idx))]
                 seconds = sum(float(r.metrics.get("seconds", 0.0)) for _, r in results)
@@ -331,15 +347,14 @@ class EdgeStrategy(FedAvg):
                 log.warning("rejected update: round %d, %s", rnd, why)
             return self._end_round(rnd, up, macs, n_ok, len(rejected), 0, len(failures))
         ref = [w.shape for w in get_weights(self.model)]
-        accepted, weights, up, macs, skipped, rejected = [], [], 0, 0, 0, 0
-        skipped_examples = 0
-        personal_updates = []  # (arrays, plan, samples) of the accepted sub-models
+        up, macs, skipped, rejected = 0, 0, 0, 0
+        entries = []  # (cid, arrays or None where the device skipped, reported samples)
         for client, res in results:
             up += nbytes(res.parameters)
             macs += int(res.metrics.get("macs", 0))
             if int(res.metrics.get("skipped", 0)):
                 skipped += 1
-                skipped_examples += res.num_examples
+                entries.append((client.cid, None, res.num_examples))
                 continue
             try:
                 if self.up_sparsity > 0:
@@ -361,21 +376,39 @@ class EdgeStrategy(FedAvg):
                 self.history.rejected.append(why)
                 log.warning("rejected update: %s", why)
                 continue
-            accepted.append(arrays)
-            weights.append(res.num_examples)
-            self.uploads[client.cid] = (arrays, self._sent_json.get(client.cid, self.plan_json),
-                                        self._sent_weights.get(client.cid, self._round_start))
-            if self.personal is not None:
-                personal_updates.append((arrays, self._sent[client.cid], res.num_examples))
+            entries.append((client.cid, arrays, res.num_examples))
+        counts, refused = self._checked([e[0] for e in entries], [e[2] for e in entries])
+        for why in refused:
+            self.history.rejected.append(f"round {rnd}, {why}")
+        kept = [(cid, arrays, n) for (cid, arrays, _), n in zip(entries, counts) if n > 0]
+        accepted = [(cid, arrays, n) for cid, arrays, n in kept if arrays is not None]
+        rejected += sum(1 for (_, arrays, _), n in zip(entries, counts) if n == 0 and arrays is not None)
+        for cid, arrays, _ in accepted:
+            self.uploads[cid] = (arrays, self._sent_json.get(cid, self.plan_json),
+                                 self._sent_weights.get(cid, self._round_start))
+        current = get_weights(self.model)
         if accepted and self.personal is not None:
-            set_weights(self.model, self.personal.aggregate(personal_updates))
-        elif accepted:
-            total = float(sum(weights) + skipped_examples)
-            current = get_weights(self.model)
-            avg = [current[i] + sum(w / total * (a[i] - current[i]) for a, w in zip(accepted, weights))
-                   for i in range(len(ref))]
-            set_weights(self.model, [np.asarray(a, dtype=np.float32) for a in avg])
+            updates = [(arrays, self._sent[cid], n) for cid, arrays, n in accepted]
+            set_weights(self.model, self.personal.aggregate(updates, self.robust))
+        elif accepted:  # a device that skipped (FL-PQSU) keeps the global model for its share
+            pool = [arrays if arrays is not None else current for _, arrays, _ in kept]
+            set_weights(self.model, combine(current, pool, [n for _, _, n in kept], self.robust))
         return self._end_round(rnd, up, macs, len(accepted), rejected, skipped, len(failures))
+
+    def _checked(self, cids: list[str], counts: list) -> tuple[list[int], list[str]]:
+        """The sample counts the server will use (0: refused) and why any was refused; capped
+        counts are logged in history.corrected (edgeprune.federated.robust.checked_counts)."""
+        fixed, notes = checked_counts(counts, self.robust.count_cap)
+        refused = []
+        for i, why in notes:
+            note = f"client {cids[i]}: {why}"
+            if fixed[i] == 0:
+                refused.append(note)
+                log.warning("rejected update: %s", note)
+            else:
+                self.history.corrected.append(note)
+                log.warning("sample count: %s", note)
+        return fixed, refused
 
     def _end_round(self, rnd: int, up: int, macs: int, accepted: int, rejected: int, skipped: int, failed: int):
         acc = evaluate(self.model, self.test_loader)

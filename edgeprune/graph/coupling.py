@@ -22,7 +22,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from torch import nn
 
-from edgeprune.errors import UnsupportedLayerError
+from edgeprune.errors import ConfigError, UnsupportedLayerError
 from edgeprune.graph.graph import OpGraph, OpNode, Value
 from edgeprune.rules.base import CouplingContext, Slot, op_rule, rule_for
 
@@ -109,6 +109,19 @@ class Coupler(CouplingContext):
 
     def reshape(self, src: Value, dst: Value) -> None:
         self.reshapes.append((self._node, src, dst))
+
+    def link_aliases(self, model: nn.Module) -> None:
+        """A tensor shared by several modules (a tied embedding and output layer) is one
+        tensor: its names' slots are tied on every dim, so it is cut once, the same way."""
+        names: dict[int, list[str]] = {}
+        for n, t in self.tensors.items():
+            names.setdefault(id(t), []).append(n)
+        for group in names.values():
+            first = group[0]
+            t = self.tensors[first]
+            for other in group[1:]:
+                for d in range(t.ndim):
+                    self.same(self.param(first, d), self.param(other, d))
 
     # the pass -------------------------------------------------------------
     def block_value(self, v: Value, reason: str | None = None) -> None:
@@ -347,6 +360,26 @@ def _digit(flat: np.ndarray, shape: tuple, dims: list[int], d: int) -> np.ndarra
     return (flat // inner) % shape[d]
 
 
+def model_tensors(model: nn.Module) -> dict[str, "object"]:
+    """Every parameter and buffer by every name it has (a tied weight appears once per owner)."""
+    tensors = dict(model.named_parameters(remove_duplicate=False))
+    tensors.update(dict(model.named_buffers(remove_duplicate=False)))
+    return tensors
+
+
+def _refuse_parametrizations(model: nn.Module) -> None:
+    from torch.nn.utils import parametrize
+
+    for name, m in model.named_modules():
+        if parametrize.is_parametrized(m):
+            which = ", ".join(sorted(m.parametrizations.keys()))
+            raise ConfigError(
+                f"{name or 'the model'}.{which} is computed by a parametrization "
+                f"({type(m.parametrizations[next(iter(m.parametrizations))][0]).__name__}); pruning it would change "
+                "what the parametrization computes.\nhelp: bake it into a plain weight first with "
+                f"torch.nn.utils.parametrize.remove_parametrizations(model.get_submodule({name!r}), {which.split(',')[0]!r})")
+
+
 def build_groups(model: nn.Module, graph: OpGraph, ignore: list[str] | None = None,
                  strict: bool = True, blocked_nodes: set[int] = frozenset(),
                  blocked_values: set[int] = frozenset(), prune_outputs: bool = False) -> list[ChannelGroup]:
@@ -354,14 +387,15 @@ def build_groups(model: nn.Module, graph: OpGraph, ignore: list[str] | None = No
     channels (their inputs may still shrink when the layer before them is pruned). The model's
     outputs keep their size unless `prune_outputs`.
     Raises UnsupportedLayerError when an unknown op costs prunable channels (unless strict=False)."""
-    tensors = dict(model.named_parameters(remove_duplicate=False))
-    tensors.update(dict(model.named_buffers(remove_duplicate=False)))
+    _refuse_parametrizations(model)
+    tensors = model_tensors(model)
     ignore = ignore or []
     ignore_params = {n for n in tensors if any(n == p or n.startswith(p + ".") for p in ignore)}
     coupler = Coupler(graph, tensors)
     coupler.prune_outputs = prune_outputs
     coupler.owner_type = {f"{mn}.{tn}" if mn else tn: type(m).__name__ for mn, m in model.named_modules()
                           for tn, _ in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False))}
+    coupler.link_aliases(model)
     coupler.run(ignore_params, blocked_nodes, blocked_values)
     groups, problems = coupler.groups(graph)
     if problems and strict:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeprune.graph.coupling import build_groups
+from edgeprune.graph.coupling import build_groups, model_tensors
 from edgeprune.graph.trace import _call, trace
 from edgeprune.surgery.apply import apply_plan
 from edgeprune.surgery.plan import PrunePlan
@@ -78,7 +78,7 @@ def merge_redundant(model: nn.Module, example_inputs: Any, bins: int | None = No
                 dst = torch.from_numpy(g.slots[s][keep])
                 w.index_add_(1, dst, w.index_select(1, src))
         removed[g.index] = dups
-    plan = PrunePlan.from_groups(groups, removed, tensors)
+    plan = PrunePlan.from_groups(groups, removed, model_tensors(work))
     merged_model = apply_plan(work, plan)
     err = float((_call(merged_model, example_inputs) - _call(model.eval(), example_inputs)).abs().max())
     return MergeResult(merged_model, plan, sum(len(v) for v in removed.values()), err)

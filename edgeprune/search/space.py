@@ -23,7 +23,7 @@ from edgeprune.api import PruneConfig, PruneResult, _expand_ignore
 from edgeprune.criteria import get_criterion
 from edgeprune.criteria.base import ScoringContext
 from edgeprune.errors import ConfigError
-from edgeprune.graph.coupling import ChannelGroup, build_groups
+from edgeprune.graph.coupling import ChannelGroup, build_groups, model_tensors
 from edgeprune.metrics import count_macs, count_params, measure
 from edgeprune.pruning import _owner_types, prune_once
 from edgeprune.surgery.apply import apply_plan
@@ -143,7 +143,7 @@ class ChannelSpace:
         """The plan for `keep` (lowest-ranked units go), or for explicit `removed` units by group index."""
         if removed is None:
             removed = {g.index: self.order[g.index][: len(g) - u] for g, u in zip(self.groups, self.kept_units(keep))}
-        return PrunePlan.from_groups(self.groups, removed, self.tensors)
+        return PrunePlan.from_groups(self.groups, removed, model_tensors(self.model))
 
     def prune(self, keep: Sequence[float] | None = None, removed: dict[int, list[int]] | None = None) -> nn.Module:
         """An unverified pruned copy (candidate evaluation); see `finalize` for the checked one."""

@@ -10,7 +10,16 @@ from edgeprune.errors import ConfigError
 from edgeprune.sparse.masks import SparseMasks, prunable_weights
 
 
+def check_nm(n: int, m: int) -> None:
+    """N:M keeps N of every M weights: 1 <= N < M."""
+    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (n, m)) and 1 <= n < m <= 64
+    if not ok:
+        raise ConfigError(f"N:M sparsity keeps N of every M weights and needs 1 <= N < M <= 64 (e.g. 2:4), "
+                          f"got {n}:{m}")
+
+
 def nm_mask(w: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
+    check_nm(n, m)
     rows = w.detach().reshape(w.shape[0], -1)
     if rows.shape[1] % m:
         raise ConfigError(f"an N:M mask needs a row width divisible by {m}, got {rows.shape[1]}")

@@ -20,6 +20,9 @@ def _update_rule(module: nn.Module):
 
 
 def _keep_index(size: int, removed: list[int], device) -> torch.Tensor:
+    if min(removed) < 0 or max(removed) >= size or len(set(removed)) != len(removed) or len(removed) >= size:
+        raise PlanMismatchError(f"the plan removes indices {min(removed)}..{max(removed)} ({len(removed)} of them) "
+                                f"from a dimension of size {size}.\nhelp: the plan is damaged; prune again")
     mask = torch.ones(size, dtype=torch.bool)
     mask[torch.as_tensor(removed, dtype=torch.long)] = False
     return mask.nonzero().squeeze(1).to(device)
@@ -39,21 +42,48 @@ def apply_plan(model: nn.Module, plan: PrunePlan) -> nn.Module:
         if actual != shape:
             raise PlanMismatchError(f"'{name}' has shape {actual}, the plan expects {shape}.\n"
                                     "help: apply the plan to a fresh, unpruned instance of the same architecture.")
+    for name, dims in plan.removed.items():  # every index checked before anything is cut
+        if name not in plan.shapes:
+            raise PlanMismatchError(f"the plan prunes '{name}' without recording its shape.\n"
+                                    "help: the plan is damaged; prune again")
+        for d, idx in dims.items():
+            if not 0 <= d < len(plan.shapes[name]):
+                raise PlanMismatchError(f"the plan prunes dimension {d} of '{name}', which has "
+                                        f"{len(plan.shapes[name])}.\nhelp: the plan is damaged; prune again")
+            if idx:
+                _keep_index(plan.shapes[name][d], idx, "cpu")
+    # a tensor shared by several owners (tied weights) is cut once and set on every owner
+    aliases: dict[int, list[str]] = {}
+    for name, (mod, tname) in owners.items():
+        aliases.setdefault(id(getattr(mod, tname)), []).append(name)
     touched: dict[int, tuple[nn.Module, dict[int, tuple[int, int]]]] = {}
+    done: set[int] = set()
     for name, dims in plan.removed.items():
         mod, tname = owners[name]
         t = getattr(mod, tname)
+        if id(t) in done:
+            continue
+        shared = aliases[id(t)]
+        for other in shared:
+            if plan.removed.get(other, dims) != dims:
+                raise PlanMismatchError(f"'{name}' and '{other}' are one shared tensor, but the plan cuts them "
+                                        "differently.\nhelp: the plan is damaged; prune again")
+        done.add(id(t))
         new = t.detach()
-        sizes = touched.setdefault(id(mod), (mod, {}))[1]
+        sizes: dict[int, tuple[int, int]] = {}
         for d, idx in dims.items():
             if idx:
                 sizes.setdefault(d, (t.shape[d], t.shape[d] - len(idx)))
                 new = new.index_select(d, _keep_index(t.shape[d], idx, t.device))
         with torch.no_grad():
+            replacement = nn.Parameter(new, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else new
+        for alias in shared:
+            owner, attr = owners[alias]
+            touched.setdefault(id(owner), (owner, {}))[1].update(sizes)
             if isinstance(t, nn.Parameter):
-                setattr(mod, tname, nn.Parameter(new, requires_grad=t.requires_grad))
+                setattr(owner, attr, replacement)
             else:
-                mod._buffers[tname] = new
+                owner._buffers[attr] = replacement
     for mod, sizes in touched.values():
         rule = _update_rule(mod)
         if rule is not None:

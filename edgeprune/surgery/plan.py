@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeprune.errors import PlanMismatchError
 from edgeprune.graph.coupling import ChannelGroup
 
 PLAN_VERSION = 1
@@ -66,17 +67,59 @@ class PrunePlan:
 
     @classmethod
     def from_dict(cls, data: dict) -> "PrunePlan":
+        """Build a plan from its JSON form, refusing anything malformed (the file is untrusted)."""
+        bad = lambda what: PlanMismatchError(f"malformed pruning plan: {what}")  # noqa: E731
+        if not isinstance(data, dict):
+            raise bad("the top level is not an object")
         if data.get("version") != PLAN_VERSION:
-            raise ValueError(f"pruning plan version {data.get('version')!r} is not {PLAN_VERSION}")
-        removed = {k: {int(d): [int(i) for i in v] for d, v in dims.items()} for k, dims in data["removed"].items()}
-        return cls(removed, {k: list(v) for k, v in data["shapes"].items()}, data.get("groups", []), data.get("meta", {}))
+            raise bad(f"version {data.get('version')!r} is not {PLAN_VERSION}")
+        removed_in, shapes_in = data.get("removed"), data.get("shapes")
+        if not isinstance(removed_in, dict) or not isinstance(shapes_in, dict):
+            raise bad("'removed' and 'shapes' must be objects")
+        shapes: dict[str, list[int]] = {}
+        for name, shape in shapes_in.items():
+            if not (isinstance(shape, list) and 0 < len(shape) <= 8 and all(_is_count(n) for n in shape)):
+                raise bad(f"shape of {name!r} must be a list of 1-8 positive integers")
+            shapes[name] = list(shape)
+        removed: dict[str, dict[int, list[int]]] = {}
+        for name, dims in removed_in.items():
+            if name not in shapes:
+                raise bad(f"{name!r} is pruned but has no recorded shape")
+            if not isinstance(dims, dict):
+                raise bad(f"removed[{name!r}] must map dimensions to index lists")
+            removed[name] = {}
+            for d, idx in dims.items():
+                if not (isinstance(d, str) and d.isdigit() and int(d) < len(shapes[name])):
+                    raise bad(f"{name!r} has no dimension {d!r}")
+                size = shapes[name][int(d)]
+                if not (isinstance(idx, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in idx)):
+                    raise bad(f"removed[{name!r}][{d}] must be a list of integers")
+                if any(i < 0 or i >= size for i in idx) or len(set(idx)) != len(idx):
+                    raise bad(f"removed[{name!r}][{d}] has indices outside 0..{size - 1} or repeated ones")
+                if len(idx) >= size:
+                    raise bad(f"removed[{name!r}][{d}] removes every one of its {size} channels")
+                removed[name][int(d)] = sorted(idx)
+        groups = data.get("groups", [])
+        if not (isinstance(groups, list) and all(isinstance(g, dict) and isinstance(g.get("name", ""), str)
+                                                 and _is_count(g.get("units", 1)) and isinstance(g.get("removed", 0), int)
+                                                 and 0 <= g.get("removed", 0) <= g.get("units", 1) for g in groups)):
+            raise bad("'groups' must be a list of {name, units, removed} records")
+        meta = data.get("meta", {})
+        if not isinstance(meta, dict):
+            raise bad("'meta' must be an object")
+        return cls(removed, shapes, groups, meta)
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PrunePlan":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        from edgeprune.safe_json import read_json
+        return cls.from_dict(read_json(path, what="pruning plan"))
+
+
+def _is_count(n: object) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 2 ** 40
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
