@@ -27,6 +27,7 @@ from edgeprune.errors import ConfigError
 MANIFEST = ".edgeprune.json"
 WRITING = ".edgeprune-writing"  # inside a folder being built; names its writer
 _TMP, _OLD = "edgeprune-tmp", "edgeprune-old"
+_ACTIVE: set[Path] = set()  # temporary folders this process is writing right now
 # folders written before manifests existed, by kind: (the file that marks them, every file
 # they may hold); replaced only if they hold nothing else
 _LEGACY = {
@@ -187,7 +188,7 @@ def recover(target: Path) -> None:
     (the fallback path without RENAME_EXCHANGE), remove abandoned temporary folders."""
     target = Path(target)
     for p, kind, pid in list(_leftovers(target)):
-        if _pid_alive(pid) and pid != os.getpid():
+        if p in _ACTIVE or (pid != os.getpid() and _pid_alive(pid)):
             continue
         if not p.is_dir():  # a temporary file of write_file
             if kind == _TMP:
@@ -255,6 +256,7 @@ def writing(path: str | os.PathLike, *, force: bool = False, inputs: Iterable[st
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(target, _TMP)
     tmp.mkdir()
+    _ACTIVE.add(tmp)
     try:
         (tmp / WRITING).write_text(str(os.getpid()))
         yield tmp
@@ -264,6 +266,7 @@ def writing(path: str | os.PathLike, *, force: bool = False, inputs: Iterable[st
         _fsync_tree(tmp)
         _install(tmp, target, force, replace_kind)
     finally:
+        _ACTIVE.discard(tmp)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 

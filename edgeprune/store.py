@@ -95,6 +95,7 @@ def load_model(directory: str | os.PathLike, *, finite: bool = False) -> tuple[n
         except PlanMismatchError as exc:
             raise ConfigError(f"{directory / 'plan.json'}: {str(exc).splitlines()[0]}") from None
     load_weights(model, directory / "weights.safetensors")
+    _check_runs(model.eval(), info["arch"], directory)
     bad = nonfinite_tensors(model)
     if bad:
         msg = (f"{directory / 'weights.safetensors'} holds NaN or infinite values in {', '.join(bad[:3])}"
@@ -103,6 +104,18 @@ def load_model(directory: str | os.PathLike, *, finite: bool = False) -> tuple[n
             raise ConfigError(msg + ".\nhelp: retrain it or load an earlier copy")
         warnings.warn(msg + "; its outputs are meaningless", stacklevel=2)
     return model.eval(), info
+
+
+def _check_runs(model: nn.Module, arch: str, directory: Path) -> None:
+    """One forward pass on the architecture's example input: a plan that passed every check
+    may still cut layers inconsistently (a hand-edited or hostile plan.json)."""
+    x = torch.zeros(1, *MODELS[arch].input_shape)
+    try:
+        with torch.no_grad():
+            model(x)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise ConfigError(f"{directory / 'plan.json'}: the pruned model does not run "
+                          f"({str(exc).splitlines()[0][:120]}).\nhelp: the plan is damaged; prune again") from None
 
 
 def read_model_json(path: Path) -> dict:

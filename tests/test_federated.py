@@ -74,16 +74,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_real_server_and_devices_over_grpc(tmp_path):
+def _credentials(tmp_path, devices=0):
+    out = tmp_path / "certs"
+    made = subprocess.run([sys.executable, "-m", "edgeprune.cli.main", "federated", "certs", "--out", str(out),
+                           "--devices", str(devices) if devices else "1"], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert (out / "server.key").stat().st_mode & 0o077 == 0  # private keys: owner only
+    return out
+
+
+def test_real_server_and_devices_over_grpc_with_tls(tmp_path):
     address = f"127.0.0.1:{_free_port()}"
     out = tmp_path / "history.json"
+    certs = _credentials(tmp_path)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     cli = [sys.executable, "-m", "edgeprune.cli.main", "federated"]
     server = subprocess.Popen(cli + ["serve", "--address", address, "--method", "pqsu", "--rounds", "2",
-                                     "--min-devices", "3", "--history", str(out)], env=env,
+                                     "--min-devices", "3", "--history", str(out),
+                                     "--ssl-ca-certfile", str(certs / "ca.crt"), "--ssl-certfile",
+                                     str(certs / "server.pem"), "--ssl-keyfile", str(certs / "server.key")], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(3)
-    devices = [subprocess.Popen(cli + ["device", "--address", address, "--user", str(u)], env=env,
+    devices = [subprocess.Popen(cli + ["device", "--address", address, "--user", str(u), "--root-certificates",
+                                       str(certs / "ca.crt")], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for u in (1, 2, 3)]
     try:
         server.wait(timeout=240)
@@ -95,6 +108,14 @@ def test_real_server_and_devices_over_grpc(tmp_path):
     history = json.loads(out.read_text())
     assert [r["round"] for r in history["rounds"]] == [1, 2]
     assert all(r["accepted"] == 3 for r in history["rounds"]) and history["total_bytes"] > 0
+
+
+def test_plain_text_needs_an_explicit_insecure(tmp_path, capsys):
+    from edgeprune.cli.main import main
+    assert main(["federated", "device", "--user", "1"]) == 2
+    assert "--insecure" in capsys.readouterr().err
+    assert main(["federated", "app", "--out", str(tmp_path / "app")]) == 2
+    assert "--root-certificates" in capsys.readouterr().err and not (tmp_path / "app").exists()
 
 
 def _kill_group(p: subprocess.Popen) -> None:
@@ -121,33 +142,47 @@ def _kill_mentioning(ports: list[int]) -> None:
                     pass
 
 
-def test_flower_app_on_a_superlink_and_supernodes(tmp_path):
-    """Flower's Deployment Runtime: a SuperLink, three SuperNodes (HAPT users 1-3) and the
-    Flower App that `edgeprune federated app` writes, submitted with `flwr run`."""
+def test_flower_app_with_tls_and_authenticated_supernodes(tmp_path):
+    """Flower's Deployment Runtime, secured: a SuperLink with TLS and SuperNode authentication,
+    three registered SuperNodes (HAPT users 1-3) and the Flower App that `edgeprune federated
+    app` writes, submitted with `flwr run`; a fourth SuperNode whose key was never registered
+    is refused."""
     bindir = os.path.dirname(sys.executable)
-    env = {**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '')}", "FLWR_HOME": str(tmp_path / "flwr"),
-           "PYTHONWARNINGS": "ignore"}
     port = _free_port()
+    certs = _credentials(tmp_path, devices=4)
     app, ckpt = tmp_path / "app", tmp_path / "ckpt"
     made = subprocess.run([sys.executable, "-m", "edgeprune.cli.main", "federated", "app", "--out", str(app),
-                           "--superlink", f"127.0.0.1:{port}", "--method", "pqsu", "--rounds", "2",
-                           "--min-devices", "3", "--checkpoint", str(ckpt)], env=env, capture_output=True, text=True)
+                           "--superlink", f"127.0.0.1:{port}", "--root-certificates", str(certs / "ca.crt"),
+                           "--method", "pqsu", "--rounds", "2", "--min-devices", "3", "--checkpoint", str(ckpt)],
+                          capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
-    procs = [subprocess.Popen([f"{bindir}/flower-superlink", "--insecure", "--port", str(port), "--database",
-                               str(tmp_path / "state.db")], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)]
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '')}", "FLWR_HOME": str(app / "flower"),
+           "PYTHONWARNINGS": "ignore"}
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
+    procs = [subprocess.Popen([f"{bindir}/flower-superlink", "--ssl-ca-certfile", str(certs / "ca.crt"),
+                               "--ssl-certfile", str(certs / "server.pem"), "--ssl-keyfile", str(certs / "server.key"),
+                               "--enable-supernode-auth", "--port", str(port), "--database",
+                               str(tmp_path / "state.db")], **quiet)]
     ports = [port]
     try:
+        time.sleep(4)
         for u in (1, 2, 3):
+            reg = subprocess.run([f"{bindir}/flwr", "supernode", "register", str(certs / f"device{u}.pub"),
+                                  "edgeprune"], env=env, capture_output=True, text=True, timeout=60)
+            assert reg.returncode == 0, reg.stdout + reg.stderr
+        nodes = []
+        for u in (1, 2, 3, 4):
             ports.append(_free_port())
-            procs.append(subprocess.Popen([f"{bindir}/flower-supernode", "--insecure", "--superlink",
-                                           f"127.0.0.1:{port}", "--port", str(ports[-1]), "--node-config",
-                                           f"user={u}"], env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, start_new_session=True))
-        time.sleep(5)
-        run = subprocess.run([f"{bindir}/flwr", "run", str(app), "--stream"], env=env, capture_output=True, text=True,
-                             timeout=400)
+            nodes.append(subprocess.Popen([f"{bindir}/flower-supernode", "--root-certificates", str(certs / "ca.crt"),
+                                           "--auth-supernode-private-key", str(certs / f"device{u}.key"),
+                                           "--superlink", f"127.0.0.1:{port}", "--port", str(ports[-1]),
+                                           "--node-config", f"user={u}"], **quiet))
+        procs += nodes
+        assert nodes[3].wait(timeout=60) != 0  # never registered: refused by the SuperLink
+        run = subprocess.run([f"{bindir}/flwr", "run", str(app), "edgeprune", "--stream"], env=env,
+                             capture_output=True, text=True, timeout=400)
         assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+        assert all(n.poll() is None for n in nodes[:3])
     finally:
         for p in procs:
             _kill_group(p)
@@ -159,14 +194,20 @@ def test_flower_app_on_a_superlink_and_supernodes(tmp_path):
 
 
 def test_flower_app_refuses_unknown_config_and_used_folders(tmp_path):
+    from edgeprune.errors import ConfigError
     from edgeprune.federated.deploy import write_app
-    out = write_app(tmp_path / "a", "10.0.0.2:8000", method="prunefl", rounds=7)
+    certs = _credentials(tmp_path)
+    out = write_app(tmp_path / "a", "10.0.0.2:8000", root_certificates=certs / "ca.crt", method="prunefl", rounds=7)
     text = (out / "pyproject.toml").read_text()
-    assert 'method = "prunefl"' in text and "rounds = 7" in text and 'address = "10.0.0.2:8000"' in text
-    with pytest.raises(FileExistsError):
-        write_app(out)
+    assert 'method = "prunefl"' in text and "rounds = 7" in text
+    flower = (out / "flower" / "config.toml").read_text()
+    assert 'address = "10.0.0.2:8000"' in flower and str((certs / "ca.crt").resolve()) in flower
+    assert "insecure" not in flower
+    with pytest.raises(ConfigError, match="--force"):
+        write_app(out, insecure=True)
+    assert "insecure = true" in (write_app(out, insecure=True, force=True) / "flower" / "config.toml").read_text()
     with pytest.raises(ValueError, match="no run config key"):
-        write_app(tmp_path / "b", bogus=1)
+        write_app(tmp_path / "b", insecure=True, bogus=1)
 
 
 def test_membership_auc_and_calibrated_attack():

@@ -422,25 +422,43 @@ def cmd_federated(a) -> int:
     except ImportError as exc:
         raise ConfigError("federated learning needs Flower: pip install 'flwr==1.41.0' "
                           "(or pip install -e '.[federated]')") from exc
+    if a.role == "certs":
+        from edgeprune.federated.tls import make_credentials
+        if a.out is None:
+            raise ConfigError("certs needs --out DIR (a new folder for the certificates and keys)")
+        files = make_credentials(a.out, tuple(a.host), a.devices, force=a.force)
+        print(json.dumps({"out": str(a.out), **files}) if a.json else
+              f"wrote to {a.out}: ca.crt (give it to every device and to flwr), server.pem + server.key (the "
+              f"SuperLink's), device1..{a.devices}.key (one per device, keep it there) and .pub (register it: "
+              f"flwr supernode register {a.out}/device1.pub edgeprune); valid for {', '.join(a.host)}")
+        return 0
     if a.role == "app":
-        from edgeprune.federated.deploy import write_app
+        from edgeprune.federated.deploy import CONNECTION, write_app
         if a.out is None:
             raise ConfigError("app needs --out DIR (a new folder for the Flower App)")
         config = {"method": a.method[0], "rounds": a.rounds, "min-devices": a.min_devices,
                   "local-epochs": a.local_epochs, "lr": a.lr, "prune-ratio": a.prune_ratio, "seed": a.seed,
+                  "aggregation": a.aggregate, "count-cap": a.count_cap,
                   "checkpoint": str(Path(a.checkpoint).resolve()) if a.checkpoint else ""}
-        try:
-            out = write_app(a.out, a.superlink, **config)
-        except FileExistsError as exc:
-            raise ConfigError(str(exc)) from exc
-        print(f"Flower App written to {out}. With a SuperLink at {a.superlink} and one SuperNode per device "
-              f"(flower-supernode --insecure --superlink {a.superlink} --node-config user=N), run:\n"
-              f"    flwr run {out} --stream")
+        out = write_app(a.out, a.superlink, force=a.force, root_certificates=a.root_certificates,
+                        insecure=a.insecure, **config)
+        tls = ("--insecure" if a.insecure else
+               f"--root-certificates {a.root_certificates} --auth-supernode-private-key DEVICE.key")
+        print(f"Flower App written to {out}; Flower's settings for it are in {out}/flower (connection "
+              f"'{CONNECTION}' to {a.superlink}). With the SuperLink running, per device:\n"
+              + ("" if a.insecure else f"    FLWR_HOME={out}/flower flwr supernode register DEVICE.pub {CONNECTION}\n")
+              + f"    flower-supernode {tls} --superlink {a.superlink} --node-config user=N\nthen:\n"
+              f"    FLWR_HOME={out}/flower flwr run {out} {CONNECTION} --stream")
         return 0
     if a.role == "serve":
         from edgeprune.federated.deploy import serve
+        certs = (a.ssl_ca_certfile, a.ssl_certfile, a.ssl_keyfile)
+        if any(certs) and not all(certs):
+            raise ConfigError("TLS needs all three: --ssl-ca-certfile, --ssl-certfile and --ssl-keyfile")
         res = serve(a.address, a.method[0], a.rounds, a.min_devices, a.local_epochs, a.lr, a.prune_ratio,
-                    checkpoint_dir=a.checkpoint, out=a.history, seed=a.seed)
+                    checkpoint_dir=a.checkpoint, out=a.history, seed=a.seed,
+                    certificates=certs if all(certs) else None, insecure=a.insecure,
+                    aggregation=a.aggregate, count_cap=a.count_cap)
         print(json.dumps(res) if a.json else f"{len(res['rounds'])} rounds; accuracy "
               f"{res['rounds'][-1]['accuracy']:.4f}; {res['total_bytes'] / 2 ** 20:.2f} MiB in all")
         return 0
@@ -448,7 +466,8 @@ def cmd_federated(a) -> int:
         from edgeprune.federated.deploy import device
         if a.user is None:
             raise ConfigError("device needs --user N (a HAPT user, 1-21)")
-        device(a.address, a.user, fault=a.fault, seed=a.seed)
+        device(a.address, a.user, fault=a.fault, seed=a.seed, root_certificates=a.root_certificates,
+               insecure=a.insecure)
         return 0
     from edgeprune.federated.experiment import FedConfig, compare
     cfg = FedConfig(rounds=a.rounds, devices_per_user=a.devices_per_user, local_epochs=a.local_epochs, lr=a.lr,
@@ -631,9 +650,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_fit)
 
     s = sub.add_parser("federated", help="federated learning with pruning on Flower (HAPT users as devices)")
-    s.add_argument("role", choices=["simulate", "app", "serve", "device"], help="simulate on this machine; write the "
-                   "Flower App for a SuperLink and SuperNodes (app); or run a real "
-                   "server / device process over gRPC")
+    s.add_argument("role", choices=["simulate", "certs", "app", "serve", "device"],
+                   help="simulate on this machine; make TLS certificates and device keys (certs); write the Flower "
+                        "App for a SuperLink and SuperNodes (app); or run a real server / device process over gRPC")
     s.add_argument("--method", nargs="+", default=["fedavg", "pqsu"], choices=["fedavg", "pqsu", "memdefense", "personal", "gwep", "prunefl"],
                    help="strategies (simulate runs each, side by side; serve uses the first)")
     s.add_argument("--rounds", type=COUNT, default=20)
@@ -655,7 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memdefense: largest fraction of the weights whose local update may be pruned")
     s.add_argument("--data", default="hapt", choices=["hapt", "mnist", "fashion_mnist", "cifar10"],
                    help="simulate: HAPT users as devices, or an image dataset partitioned over --devices")
-    s.add_argument("--devices", type=_number(int, 1, 10_000), default=10, help="simulate, image data: number of devices")
+    s.add_argument("--devices", type=_number(int, 1, 10_000), default=10,
+                   help="simulate, image data: number of devices; certs: device key pairs to make")
     s.add_argument("--partition", default="iid", choices=["iid", "dirichlet"], help="simulate, image data")
     s.add_argument("--alpha", type=POSITIVE, default=0.5, help="dirichlet partition: concentration (smaller = more skew)")
     s.add_argument("--limit", type=COUNT, help="simulate, image data: use this many training (and test) images")
@@ -670,6 +690,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--history", help="serve: write the history JSON here")
     s.add_argument("--user", type=_number(int, 1, 30), help="device: the HAPT user whose data this device holds")
     s.add_argument("--fault", choices=["drop", "slow", "nan", "shape"], help="device: misbehave (for tests)")
+    s.add_argument("--root-certificates", help="app, device: the CA certificate the server's TLS certificate is "
+                                               "signed with (from `edgeprune federated certs`)")
+    s.add_argument("--ssl-ca-certfile", help="serve: CA certificate (TLS)")
+    s.add_argument("--ssl-certfile", help="serve: the server's TLS certificate")
+    s.add_argument("--ssl-keyfile", help="serve: the server's TLS private key")
+    s.add_argument("--insecure", action="store_true",
+                   help="app, serve, device: no TLS (plain text): only for a test on one machine")
+    s.add_argument("--host", nargs="+", default=["127.0.0.1", "localhost"],
+                   help="certs: host names / addresses the devices dial the server by")
     s.add_argument("--aggregate", default="mean", choices=list(robust_rules()),
                    help="how the server combines the updates: the sample-weighted mean (FedAvg), or a rule one "
                         "bad device cannot steer (median, trimmed, krum, multikrum, bulyan, clip)")

@@ -16,14 +16,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from edgeprune.errors import ConfigError
 from edgeprune.federated.client import EdgeClient
+from edgeprune.federated.robust import RobustConfig
 from edgeprune.federated.strategy import EdgeStrategy
 from edgeprune.zoo import create_model
 
 
 def make_strategy(method: str = "fedavg", min_devices: int = 2, local_epochs: int = 1, lr: float = 0.05,
                   prune_ratio: float = 0.5, arch: str = "har_cnn", checkpoint_dir: str | None = None,
-                  seed: int = 0) -> EdgeStrategy:
+                  seed: int = 0, aggregation: str = "mean", count_cap: float = 4.0) -> EdgeStrategy:
     """The server's strategy on HAPT (accuracy on the held-out users 22-30 every round)."""
     from edgeprune.data import load_hapt
 
@@ -33,7 +35,8 @@ def make_strategy(method: str = "fedavg", min_devices: int = 2, local_epochs: in
     torch.manual_seed(seed)
     return EdgeStrategy(arch, kwargs, create_model(arch, **kwargs), xt[:1], DataLoader(TensorDataset(xt, yt), 512),
                         method, prune_ratio, local_epochs, lr, min_fit_clients=min_devices,
-                        min_available_clients=min_devices, checkpoint_dir=checkpoint_dir)
+                        min_available_clients=min_devices, checkpoint_dir=checkpoint_dir,
+                        robust=RobustConfig(aggregation, count_cap))
 
 
 def make_client(user: int, arch: str = "har_cnn", fault: str | None = None, seed: int = 0) -> EdgeClient:
@@ -54,7 +57,8 @@ def server_fn(context):
     strategy = make_strategy(str(cfg.get("method", "pqsu")), int(cfg.get("min-devices", 2)),
                              int(cfg.get("local-epochs", 1)), float(cfg.get("lr", 0.05)),
                              float(cfg.get("prune-ratio", 0.5)), checkpoint_dir=str(cfg.get("checkpoint", "")) or None,
-                             seed=int(cfg.get("seed", 0)))
+                             seed=int(cfg.get("seed", 0)), aggregation=str(cfg.get("aggregation", "mean")),
+                             count_cap=float(cfg.get("count-cap", 4.0)))
     return ServerAppComponents(strategy=strategy,
                                config=ServerConfig(num_rounds=max(0, int(cfg.get("rounds", 3)) - strategy.done_rounds)))
 
@@ -66,54 +70,107 @@ def client_fn(context):
     return make_client(int(context.node_config["user"]), seed=int(context.run_config.get("seed", 0))).to_client()
 
 
-def write_app(out: str | Path, superlink: str = "127.0.0.1:8000", force: bool = False, **config) -> Path:
-    """Copy the Flower App template to the new folder `out`, with the SuperLink's address and
-    run config values (keys as in its pyproject.toml, e.g. method="prunefl", rounds=5). An
-    earlier App edgeprune wrote there is replaced only with `force`."""
+CONNECTION = "edgeprune"  # the SuperLink connection's name in the App's Flower config
+
+
+def write_app(out: str | Path, superlink: str = "127.0.0.1:8000", force: bool = False,
+              root_certificates: str | Path | None = None, insecure: bool = False, **config) -> Path:
+    """Write a Flower App to the new folder `out`: the App (pyproject.toml with the run config
+    values, keys as in its template, e.g. method="prunefl", rounds=5; edgeprune_app.py) and
+    `flower/config.toml`, Flower's settings with the SuperLink connection "edgeprune": TLS
+    checked against `root_certificates` (the CA that signed the SuperLink's certificate), or,
+    only when asked with `insecure=True`, plain text for a local test. An earlier App edgeprune
+    wrote there is replaced only with `force`."""
     import re
 
     from edgeprune.outputs import writing
+    if (root_certificates is None) == (not insecure):
+        raise ConfigError("give the CA certificate the SuperLink's TLS certificate is signed with "
+                          "(--root-certificates ca.crt, see `edgeprune federated certs`), or --insecure for a "
+                          "test on this machine only")
+    if root_certificates is not None:
+        from edgeprune.federated.tls import read_pem
+        read_pem(root_certificates, "--root-certificates")
     src = Path(__file__).with_name("flower_app")
     text = (src / "pyproject.toml").read_text()
-    text = text.replace('address = "127.0.0.1:8000"', f'address = "{superlink}"')
     for key, value in config.items():
         key = key.replace("_", "-")
         literal = json.dumps(value) if isinstance(value, str) else str(value)
-        text, n = re.subn(rf"^{re.escape(key)} = .*$", lambda _: f"{key} = {literal}", text, flags=re.M)
+        text, n = re.subn(rf"^{re.escape(key)} = .*?(  #.*)?$", lambda m: f"{key} = {literal}{m.group(1) or ''}",
+                          text, flags=re.M)
         if n != 1:
             raise ValueError(f"the Flower App has no run config key {key!r}")
+    link = (f'root-certificates = {json.dumps(str(Path(root_certificates).expanduser().resolve()))}'
+            if root_certificates is not None else "insecure = true  # plain text: for a test on one machine only")
+    flower = (f'# Flower settings for this deployment: FLWR_HOME={Path(out)}/flower, or copy the table below\n'
+              f'# into ~/.flwr/config.toml\n[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
+              f'address = {json.dumps(superlink)}\n{link}\n')
     with writing(out, force=force, kind="flower-app") as tmp:
         (tmp / "edgeprune_app.py").write_bytes((src / "edgeprune_app.py").read_bytes())
         (tmp / "pyproject.toml").write_text(text)
+        (tmp / "flower").mkdir()
+        (tmp / "flower" / "config.toml").write_text(flower)
     return Path(out)
 
 
 def serve(address: str, method: str = "fedavg", rounds: int = 3, min_devices: int = 2, local_epochs: int = 1,
           lr: float = 0.05, prune_ratio: float = 0.5, arch: str = "har_cnn", round_timeout: float | None = 600,
-          checkpoint_dir: str | None = None, out: str | None = None, seed: int = 0) -> dict:
-    """Run the server until `rounds` rounds are done; returns (and writes to `out`) the history."""
+          checkpoint_dir: str | None = None, out: str | None = None, seed: int = 0,
+          certificates: tuple[str, str, str] | None = None, insecure: bool = False, aggregation: str = "mean",
+          count_cap: float = 4.0) -> dict:
+    """Run the server until `rounds` rounds are done; returns (and writes to `out`) the history.
+    `certificates` = (CA certificate, server certificate, server key) files for TLS; plain text
+    only with `insecure=True`."""
     import flwr
 
-    strategy = make_strategy(method, min_devices, local_epochs, lr, prune_ratio, arch, checkpoint_dir, seed)
+    from edgeprune.federated.tls import read_pem
+    if (certificates is None) == (not insecure):
+        raise ConfigError("give the server's TLS files (--ssl-ca-certfile, --ssl-certfile, --ssl-keyfile; "
+                          "`edgeprune federated certs` makes them), or --insecure for a test on this machine only")
+    certs = None
+    if certificates is not None:
+        certs = tuple(read_pem(p, what) for p, what in zip(certificates, ("--ssl-ca-certfile", "--ssl-certfile",
+                                                                         "--ssl-keyfile")))
+    strategy = make_strategy(method, min_devices, local_epochs, lr, prune_ratio, arch, checkpoint_dir, seed,
+                             aggregation, count_cap)
     remaining = rounds - strategy.done_rounds
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if remaining > 0:
-            flwr.server.start_server(server_address=address, strategy=strategy,
+            flwr.server.start_server(server_address=address, strategy=strategy, certificates=certs,
                                      config=flwr.server.ServerConfig(num_rounds=remaining, round_timeout=round_timeout))
     result = strategy.history.to_dict()
     if out:
-        Path(out).write_text(json.dumps(result, indent=1))
+        from edgeprune.outputs import write_file
+        write_file(out, json.dumps(result, indent=1), force=True, owned=_is_history(out), flag="--history")
     return result
 
 
-def device(address: str, user: int, arch: str = "har_cnn", fault: str | None = None, seed: int = 0) -> None:
-    """Connect one device (HAPT user `user`'s windows) and train when the server asks."""
+def _is_history(path: str | Path) -> bool:
+    """True for a history file `serve` wrote (so a resumed server may replace it)."""
+    from edgeprune.errors import EdgePruneError
+    from edgeprune.safe_json import read_json
+    try:
+        data = read_json(path, "history")
+    except EdgePruneError:
+        return False
+    return isinstance(data, dict) and {"rounds", "rejected", "total_bytes"} <= set(data)
+
+
+def device(address: str, user: int, arch: str = "har_cnn", fault: str | None = None, seed: int = 0,
+           root_certificates: str | None = None, insecure: bool = False) -> None:
+    """Connect one device (HAPT user `user`'s windows) and train when the server asks; TLS
+    checked against `root_certificates`, plain text only with `insecure=True`."""
     from flwr.compat.client.app import start_client
 
+    from edgeprune.federated.tls import read_pem
+    if (root_certificates is None) == (not insecure):
+        raise ConfigError("give the CA certificate the server's TLS certificate is signed with "
+                          "(--root-certificates ca.crt), or --insecure for a test on this machine only")
+    root = read_pem(root_certificates, "--root-certificates")
     logging.getLogger("flwr").setLevel(logging.WARNING)
     client = make_client(user, arch, fault, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        start_client(server_address=address, client=client.to_client(), insecure=True, max_retries=30,
-                     max_wait_time=120)
+        start_client(server_address=address, client=client.to_client(), insecure=insecure, root_certificates=root,
+                     max_retries=30, max_wait_time=120)
