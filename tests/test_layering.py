@@ -5,7 +5,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "edgeprune"
 
 LAYERS = [
-    ["errors", "graph.graph", "safe_json", "outputs"],
+    ["errors", "graph.graph", "safe_json", "outputs", "weights_io"],
     ["rules"],
     ["graph.trace", "graph.coupling", "graph"],
     ["surgery", "verify", "export", "testing", "recovery", "sparse", "deploy"],

@@ -19,7 +19,7 @@ from edgeprune.surgery.plan import PrunePlan
 def save_pruned(model: nn.Module, plan: PrunePlan, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write `plan.json` and `weights.safetensors` to a new folder `directory` (replacing an
     earlier edgeprune folder only with `overwrite=True`)."""
-    from edgeprune.store import state_tensors
+    from edgeprune.weights_io import state_tensors
 
     with writing(directory, force=overwrite, kind="pruned") as tmp:
         save_file(state_tensors(model), tmp / "weights.safetensors", metadata={"edgeprune": "1"})
@@ -30,7 +30,7 @@ def save_pruned(model: nn.Module, plan: PrunePlan, directory: str | os.PathLike,
 def load_pruned(model: nn.Module, directory: str | os.PathLike) -> nn.Module:
     """Rebuild a pruned model: apply the saved plan to `model` (a fresh instance of the same
     architecture), then load the saved weights (safetensors: no code is unpickled)."""
-    from edgeprune.store import load_weights
+    from edgeprune.weights_io import load_weights
 
     directory = Path(directory)
     try:
