@@ -40,6 +40,22 @@ def test_krum_picks_the_update_closest_to_its_neighbours_multikrum_averages_the_
     assert np.allclose(multi[0], [(0.1 + 0.0 - 0.1 + 0.3) / 4])
 
 
+def test_step_counters_neither_steer_krum_nor_get_averaged_by_it():
+    # weights 0.1, 0.0, -0.1, 0.3, 100 as above, beside a num_batches_tracked-like counter that
+    # grows with each device's data (10, 40, 90, 12, 11). Counted in the distances, it would make
+    # Krum pick the device with counter 12 or 11 (weights 0.3 or 100); left out, Krum picks the
+    # weight 0.0 and the counter is the median, 12.
+    ups = [[np.array([v], np.float32), np.array([c], np.float32)]
+           for v, c in ((0.1, 10), (0.0, 40), (-0.1, 90), (0.3, 12), (100.0, 11))]
+    cur = [np.zeros(1, np.float32), np.zeros(1, np.float32)]
+    with_counter = aggregate(cur, ups, [1] * 5, RobustConfig("krum", malicious=1))
+    assert not np.allclose(with_counter[0], [0.0])  # the trap the counters argument avoids
+    out = aggregate(cur, ups, [1] * 5, RobustConfig("krum", malicious=1), counters=(1,))
+    assert np.allclose(out[0], [0.0]) and np.allclose(out[1], [12.0])
+    mean = aggregate(cur, ups, [1] * 5, RobustConfig("mean"), counters=(1,))  # FedAvg unchanged
+    assert np.allclose(mean[1], [(10 + 40 + 90 + 12 + 11) / 5])
+
+
 def test_bulyan_ignores_two_outliers_among_seven():
     ups = [[np.array([v], np.float32)] for v in (0.0, 0.1, -0.1, 0.2, -0.2, 1e6, -1e6)]
     out = aggregate([np.zeros(1, np.float32)], ups, [1] * 7, RobustConfig("bulyan", malicious=1))[0]

@@ -59,32 +59,40 @@ def run(a) -> dict:
 
 
 def table(results: dict, a) -> str:
-    """Rows: defences; columns: scenarios; cells: final accuracy (pt below the honest run of
-    plain FedAvg in brackets). Then the traffic and corrections of each defence."""
+    """Rows: defences; columns: scenarios; cells: final accuracy and, in brackets, its difference
+    from the honest run of plain FedAvg. Then the worst run with 3 attackers against both
+    references (plain FedAvg's honest run and the defence's own), traffic and corrections."""
     names = [s[0] for s in SCENARIOS if any(r["scenario"] == s[0] for r in results.values())]
     labels = [d[0] for d in DEFENCES if any(r["defence"] == d[0] for r in results.values())]
     ref = results.get(_key(DEFENCES[0][0], "honest"))
     honest = ref["rounds"][-1]["accuracy"] if ref else None
-    lines = [f"Final test accuracy (users 22-30) after {a.rounds} rounds, 21 devices, method {a.method}, seed "
-             f"{a.seed}; in brackets, points below plain FedAvg's honest run"
-             f"{f' ({100 * honest:.2f} %)' if honest is not None else ''}.", "",
-             "| defence | " + " | ".join(names) + " | traffic (honest) | counts capped / updates rejected (all runs) |",
-             "|---|" + "---|" * (len(names) + 2)]
+    lines = [f"Final test accuracy (%, users 22-30) after {a.rounds} rounds, 21 devices, method {a.method}, seed "
+             f"{a.seed}; in brackets, the difference in points from plain FedAvg's honest run"
+             f"{f' ({100 * honest:.2f} %)' if honest is not None else ''}. Worst x3: the lowest accuracy with "
+             "3 attackers, in points below plain FedAvg's honest run / below the defence's own honest run.", "",
+             "| defence | " + " | ".join(names) + " | worst x3 | traffic (honest) | counts capped / updates rejected (all runs) |",
+             "|---|" + "---|" * (len(names) + 3)]
     for label in labels:
-        cells, capped, refused, traffic = [], 0, 0, "-"
+        cells, capped, refused, traffic, x3 = [], 0, 0, "-", []
         for n in names:
             r = results.get(_key(label, n))
             if r is None:
                 cells.append("-")
                 continue
             acc = r["rounds"][-1]["accuracy"]
-            drop = f" ({100 * (honest - acc):+.1f})" if honest is not None else ""
+            drop = f" ({100 * (acc - honest):+.1f})" if honest is not None else ""
             cells.append(f"{100 * acc:.2f}{drop}")
             capped += len(r.get("corrected", []))
             refused += len(r["rejected"])
+            if r["attackers"] == 3:
+                x3.append(acc)
             if n == "honest":
                 traffic = f"{r['total_bytes'] / 2 ** 20:.1f} MiB"
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {traffic} | {capped} / {refused} |")
+        own = results.get(_key(label, "honest"))
+        worst = "-"
+        if x3 and honest is not None and own is not None:
+            worst = f"{100 * (honest - min(x3)):.1f} / {100 * (own['rounds'][-1]['accuracy'] - min(x3)):.1f}"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {worst} | {traffic} | {capped} / {refused} |")
     return "\n".join(lines) + "\n"
 
 
@@ -96,7 +104,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--defences", nargs="*", help="labels or rule names (default: all)")
     p.add_argument("--scenarios", nargs="*", help="e.g. honest 'huge x3' (default: all)")
     p.add_argument("--out", default="docs/federated_poisoning")
-    run(p.parse_args(argv))
+    p.add_argument("--table-only", action="store_true", help="rewrite poisoning.md from poisoning.json, run nothing")
+    a = p.parse_args(argv)
+    if a.table_only:
+        from edgeprune.outputs import owned_files, write_file
+        from edgeprune.safe_json import read_json
+        out = Path(a.out)
+        results = read_json(out / "poisoning.json", "poisoning results")
+        write_file(out / "poisoning.md", table(results, a), force=True, owned="poisoning.md" in (owned_files(out) or ()))
+        return
+    run(a)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,11 @@ def get_weights(model: nn.Module) -> list[np.ndarray]:
     return [v.detach().cpu().numpy().astype(np.float32) for v in model.state_dict().values()]
 
 
+def counter_slots(model: nn.Module) -> tuple[int, ...]:
+    """Positions in get_weights' list of integer buffers (step counters, not weights)."""
+    return tuple(i for i, v in enumerate(model.state_dict().values()) if not v.is_floating_point())
+
+
 def set_weights(model: nn.Module, arrays: list[np.ndarray]) -> None:
     keys = list(model.state_dict())
     if len(keys) != len(arrays):

@@ -19,7 +19,7 @@ import torch
 from edgeprune.criteria import get_criterion
 from edgeprune.criteria.base import ScoringContext
 from edgeprune.devices import Budget, check_budget, load_profile, model_cost
-from edgeprune.federated.model import get_weights
+from edgeprune.federated.model import counter_slots, get_weights
 from edgeprune.search.space import ChannelSpace
 from edgeprune.surgery.apply import apply_plan
 from edgeprune.surgery.plan import PrunePlan
@@ -80,7 +80,7 @@ class Personaliser:
                 for i, (k, a) in enumerate(zip(keys, arrays)):
                     embedded[i][_kept_index(plan, k, current[i].shape)] = a
                 full.append(embedded)
-            return combine(current, full, [n for _, _, n in updates], robust)
+            return combine(current, full, [n for _, _, n in updates], robust, counter_slots(self.model))
         sums = [np.zeros_like(c, dtype=np.float64) for c in current]
         counts = [np.zeros_like(c, dtype=np.float64) for c in current]
         for arrays, plan, n in updates:

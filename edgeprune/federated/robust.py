@@ -77,11 +77,29 @@ def checked_counts(counts: list[object], cap: float) -> tuple[list[int], list[tu
     return out, notes
 
 
-def aggregate(current: Arrays, updates: list[Arrays], counts: list[int], cfg: RobustConfig) -> Arrays:
+def aggregate(current: Arrays, updates: list[Arrays], counts: list[int], cfg: RobustConfig,
+              counters: tuple[int, ...] = ()) -> Arrays:
     """The new global weights from `updates` (full weight lists, each the shape of `current`)
-    and their checked sample counts, by `cfg.rule`."""
+    and their checked sample counts, by `cfg.rule`. `counters` are the positions of integer
+    buffers (BatchNorm's num_batches_tracked): outside the mean they are left out of the rule's
+    distances and norms, where a step counter that grows with a device's data would dominate
+    them, and take the coordinate-wise median instead."""
     if not updates:
         return current
+    if counters and cfg.rule != "mean":
+        rest = [i for i in range(len(current)) if i not in set(counters)]
+        out = _aggregate([current[i] for i in rest], [[u[i] for i in rest] for u in updates], counts, cfg)
+        merged = list(current)
+        for i, a in zip(rest, out):
+            merged[i] = a
+        for i in counters:
+            merged[i] = np.round(np.median(np.stack([np.asarray(u[i], np.float64) for u in updates]), axis=0)
+                                 ).astype(np.float32)
+        return merged
+    return _aggregate(current, updates, counts, cfg)
+
+
+def _aggregate(current: Arrays, updates: list[Arrays], counts: list[int], cfg: RobustConfig) -> Arrays:
     pairs = [(u, max(int(n), 1)) for u, n in zip(updates, counts)]
     n = len(pairs)
     f = cfg.malicious if cfg.malicious is not None else n // 5

@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from edgeprune.federated.codec import from_parameters, nbytes, to_parameters
-from edgeprune.federated.model import build, get_weights, set_weights
+from edgeprune.federated.model import build, counter_slots, get_weights, set_weights
 from edgeprune.federated.robust import RobustConfig, checked_counts
 from edgeprune.federated.robust import aggregate as combine
 from edgeprune.metrics import count_macs
@@ -279,7 +279,7 @@ class EdgeStrategy(FedAvg):
         accepted, weights, grads = [accepted[i] for i in keep], [counts[i] for i in keep], [grads[i] for i in keep]
         if accepted:
             total = float(sum(weights))
-            avg = combine(get_weights(self.model), accepted, weights, self.robust)
+            avg = combine(get_weights(self.model), accepted, weights, self.robust, counter_slots(self.model))
             if collect and grads:
                 g2 = [sum(g[k] for g in grads) / len(grads) for k in range(len(idx))]
                 seconds = sum(float(r.metrics.get("seconds", 0.0)) for _, r in results)
@@ -392,7 +392,8 @@ class EdgeStrategy(FedAvg):
             set_weights(self.model, self.personal.aggregate(updates, self.robust))
         elif accepted:  # a device that skipped (FL-PQSU) keeps the global model for its share
             pool = [arrays if arrays is not None else current for _, arrays, _ in kept]
-            set_weights(self.model, combine(current, pool, [n for _, _, n in kept], self.robust))
+            set_weights(self.model, combine(current, pool, [n for _, _, n in kept], self.robust,
+                                            counter_slots(self.model)))
         return self._end_round(rnd, up, macs, len(accepted), rejected, skipped, len(failures))
 
     def _checked(self, cids: list[str], counts: list) -> tuple[list[int], list[str]]:
