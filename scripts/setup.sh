@@ -15,4 +15,12 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     || (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1) \
     || echo "note: could not install chromium; the report-rendering test will be skipped"
 fi
+# Debian's Arm toolchain and QEMU: the generated C is run on emulated Cortex-M cores in the tests
+if ! { command -v arm-none-eabi-gcc && command -v qemu-system-arm; } >/dev/null 2>&1 \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  arm="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $arm >/dev/null 2>&1 \
+    || (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $arm >/dev/null 2>&1) \
+    || echo "note: could not install the Arm toolchain or QEMU; the emulated Cortex-M tests will be skipped"
+fi
 python -c "import edgeprune, torch; print('edgeprune', edgeprune.__version__, 'torch', torch.__version__)"
