@@ -58,6 +58,8 @@ class FitConfig:
     quantize: bool = True
     c_code: bool = True  # generate, compile and check C for the int8 model (needs gcc)
     stack_bytes: int = 1024  # added to the compiled RAM figure (the stack is not in `size`)
+    emulate: bool = True  # Cortex-M profiles: calibrate latency on the generated C, emulated (QEMU)
+    refits: int = 3  # searches repeated with the emulated cost while the emulated latency is over
     seed: int = 0
 
     def __post_init__(self):
@@ -136,9 +138,32 @@ class _Fitter:
         self.space = ChannelSpace(self.model, self.x, "l1")
         self.candidates: list[Candidate] = []
         self.c_report: dict = {}
+        self.cycles_per_mac: float | None = None  # measured on the emulated core, once calibrated
+        self._exponents: np.ndarray | None = None
 
     def cost(self, keep) -> DeviceCost:
-        return model_cost(self.space.prune(keep), self.x, self.profile, self.cfg.precision, self.cfg.sparse)
+        return self.cost_of(self.space.prune(keep))
+
+    def cost_of(self, model: nn.Module) -> DeviceCost:
+        return model_cost(model, self.x, self.profile, self.cfg.precision, self.cfg.sparse,
+                          cycles_per_mac=self.cycles_per_mac)
+
+    def can_emulate(self) -> bool:
+        from edgeprune.deploy.emulate import BOARDS, toolchain_missing
+        return (self.cfg.emulate and self.cfg.precision == "int8" and self.profile.core in BOARDS
+                and toolchain_missing() is None)
+
+    def emulated(self, model: nn.Module, inputs: int = 3):
+        """The int8 C of `model` run on the profile's core, emulated: (EmulatedRun, executed MACs)."""
+        from edgeprune.deploy import quantize_model
+        from edgeprune.deploy.cgen import generate_c
+        from edgeprune.deploy.emulate import emulate_and_check
+        qm = quantize_model(model, self.x, self.calib, samples=min(self.cfg.calibration, 64))
+        xs = torch.cat([x for x, _ in self.val])[:inputs].numpy()
+        with tempfile.TemporaryDirectory(prefix="edgeprune-emu-") as tmp:
+            gen = generate_c(qm, tmp, sparse=True)
+            check = emulate_and_check(qm, tmp, xs, self.profile.core, len(gen.marks), opt=self.profile.c_opt)
+        return check.run, model_cost(model, self.x, self.profile, self.cfg.precision, self.cfg.sparse).executed_macs
 
     def ok(self, cost: DeviceCost) -> bool:
         return all(c.ok for c in check_budget(cost, self.budget))
@@ -173,6 +198,8 @@ class _Fitter:
     def _sensitivity_exponents(self) -> np.ndarray:
         """Accuracy lost when one group alone keeps a quarter of its channels (least squares,
         no training); exponents inversely proportional, normalised to mean 1, in [0.25, 4]."""
+        if self._exponents is not None:
+            return self._exponents
         base = evaluate(self.model, self.val)
         drops = []
         for i in range(len(self.space)):
@@ -180,7 +207,8 @@ class _Fitter:
             keep[i] = 0.25
             drops.append(max(base - self.proxy_accuracy(keep), 1e-3))
         e = 1.0 / np.asarray(drops)
-        return np.clip(e / e.mean(), 0.25, 4.0)
+        self._exponents = np.clip(e / e.mean(), 0.25, 4.0)
+        return self._exponents
 
     def _policy_exponents(self, name: str) -> np.ndarray:
         """The shape of an AMC (DDPG) or ABCPruner (bee colony) policy found for the MACs ratio
@@ -246,20 +274,32 @@ def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | 
     f = _Fitter(model, task, cfg)
     f.dense_cost = dense_cost = model_cost(f.model, f.x, f.profile, cfg.precision, cfg.sparse)
     _say(f"[fit] {f.profile.name}: dense model\n" + budget_table(check_budget(dense_cost, f.budget)))
+    emulate = f.can_emulate()
+    if emulate:  # the search's latency from the kernels that will run, not a MACs-per-cycle guess
+        run, executed = f.emulated(f.model)
+        f.cycles_per_mac = run.cycles / max(executed, 1)
+        _say(f"[fit] emulated {f.profile.core} ({f.profile.c_opt}): dense model {run.instructions:,.0f} instructions, "
+             f"{f.cycles_per_mac:.2f} cycles per MAC (profile's estimate: {1 / f.profile.throughput('int8'):.2f}); "
+             "searching with the emulated cost")
+        f.dense_cost = dense_cost = f.cost_of(f.model)
     f.smallest()
-    for name in cfg.searches:
-        _say(f"[fit] searching widths ({name})")
-        f.search(name)
-    feasible = [i for i, c in enumerate(f.candidates) if c.fits and c.accuracy is not None]
-    # accuracy first; among candidates within 3 validation samples of the best, the largest network
-    tol = 3.0 / max(sum(len(y) for _, y in f.val), 1)
-    top = max(f.candidates[i].accuracy for i in feasible)
-    chosen = max((i for i in feasible if f.candidates[i].accuracy >= top - tol), key=lambda i: f.candidates[i].macs)
-    best = f.candidates[chosen]
-    f.chosen = chosen
-    _say(f"[fit] chose the {best.search} candidate (t={best.t:.3f}, estimated accuracy {best.accuracy:.4f}, "
-         f"{best.macs} MACs)")
-    result = f.space.finalize(best.keep)
+    for attempt in range(cfg.refits + 1):
+        result = f.space.finalize(f.candidates[_choose(f)].keep)
+        if not emulate or (f.budget.latency_ms is None and f.budget.energy_mj is None):
+            break
+        run, executed = f.emulated(result.model)
+        measured = run.cycles / max(executed, 1)
+        lat = 1e3 * run.cycles / f.profile.clock_hz
+        energy = model_cost(result.model, f.x, f.profile, cfg.precision, cfg.sparse, cycles_per_mac=measured).energy_mj
+        if attempt == cfg.refits or (lat <= (f.budget.latency_ms or float("inf"))
+                                     and energy <= (f.budget.energy_mj or float("inf"))):
+            break
+        # narrower layers cost more per MAC: search again with the rate measured on this model
+        f.cycles_per_mac = max(measured, f.cycles_per_mac or 0.0) * 1.02
+        _say(f"[fit] emulated latency {lat:.1f} ms is over the budget; searching again at "
+             f"{f.cycles_per_mac:.2f} cycles per MAC")
+        f.candidates = []
+    pruned = result.model
     pruned = result.model
     acc = {"dense": evaluate(f.model, task.test), "pruned": evaluate(pruned, task.test)}
     if cfg.recover != "none":  # least squares first: fine-tuning then starts close to the dense function
@@ -295,6 +335,26 @@ def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | 
     return out
 
 
+def _choose(f: "_Fitter") -> int:
+    """Run the searches; the index of the candidate to prune to: accuracy first, and among
+    candidates within 3 validation samples of the best, the largest network."""
+    for name in f.cfg.searches:
+        _say(f"[fit] searching widths ({name})")
+        f.search(name)
+    feasible = [i for i, c in enumerate(f.candidates) if c.fits and c.accuracy is not None]
+    if not feasible:
+        raise ConfigError(f"no width in the search fits {f.profile.name}'s budget with the emulated cost\n"
+                          "help: raise the budget or start from a smaller architecture")
+    tol = 3.0 / max(sum(len(y) for _, y in f.val), 1)
+    top = max(f.candidates[i].accuracy for i in feasible)
+    chosen = max((i for i in feasible if f.candidates[i].accuracy >= top - tol), key=lambda i: f.candidates[i].macs)
+    f.chosen = chosen
+    best = f.candidates[chosen]
+    _say(f"[fit] chose the {best.search} candidate (t={best.t:.3f}, estimated accuracy {best.accuracy:.4f}, "
+         f"{best.macs} MACs)")
+    return chosen
+
+
 def _finish(pruned: nn.Module, result, f: "_Fitter", cfg: FitConfig, task, acc: dict, base: Path,
             t0: float, c_code: bool = True) -> FitResult:
     """Quantize, generate and check C into `base`, cost the result against the budget. Paths
@@ -308,7 +368,7 @@ def _finish(pruned: nn.Module, result, f: "_Fitter", cfg: FitConfig, task, acc: 
         acc["int8"] = check.accuracy
         acc["int8_agreement_with_float"] = check.agreement
         files.update(onnx=Path("model.onnx"), onnx_int8=Path("model_int8.onnx"))
-    cost = model_cost(pruned, f.x, f.profile, cfg.precision, cfg.sparse)
+    cost = f.cost_of(pruned)
     checks = check_budget(cost, f.budget)
     if cfg.c_code and c_code:
         checks += _deploy_c(pruned, f, task, base / "c", acc, files)
@@ -326,7 +386,8 @@ def _deploy_c(pruned: nn.Module, f: "_Fitter", task, c_dir: Path, acc: dict, fil
     import shutil
 
     from edgeprune.deploy import quantize_model
-    from edgeprune.deploy.cgen import compile_and_check, cross_compile_size, generate_c, run_compiled
+    from edgeprune.deploy.cgen import CCheck, compile_and_check, cross_compile_size, generate_c, run_compiled
+    from edgeprune.deploy.emulate import BOARDS, CYCLES_PER_INSTRUCTION
 
     if shutil.which("gcc") is None:
         _say("[fit] gcc not found: no C code generated")
@@ -340,14 +401,34 @@ def _deploy_c(pruned: nn.Module, f: "_Fitter", task, c_dir: Path, acc: dict, fil
     timing: dict = {}
     out = run_compiled(c_dir, np.stack([qm.quantize_input(x) for x in xs]), timing)
     acc["int8_c"] = float((out.argmax(1) == ys).mean())
-    target = cross_compile_size(c_dir, f.profile.core) or host
     files.update(c_source=Path("c/model.c"), c_header=Path("c/model.h"))
+    extra: list[Check] = []
+    emulated = None
+    if f.can_emulate():
+        from edgeprune.deploy.emulate import emulate_and_check
+        _say(f"[fit] running the C on an emulated {f.profile.core} ({f.profile.c_opt}), checking it bit for bit")
+        emu = emulate_and_check(qm, c_dir, xs[:20], f.profile.core, len(gen.marks), opt=f.profile.c_opt)
+        b, r = emu.build, emu.run
+        target = CCheck(True, 0, 0, 0, b.text, b.data, b.bss, f"arm-none-eabi-gcc -mcpu={f.profile.core} {b.opt}")
+        executed = model_cost(pruned, f.x, f.profile, f.cfg.precision, f.cfg.sparse).executed_macs
+        cost = model_cost(pruned, f.x, f.profile, f.cfg.precision, f.cfg.sparse,
+                          cycles_per_mac=r.cycles / max(executed, 1))
+        emulated = {"core": r.core, "board": BOARDS[r.core][0], "opt": b.opt, "equal_to_reference": emu.equal,
+                    "checked_inputs": emu.samples, "instructions": r.instructions, "cycles": r.cycles,
+                    "cycles_per_instruction": CYCLES_PER_INSTRUCTION[r.core],
+                    "instructions_per_mac": r.instructions / max(executed, 1),
+                    "latency_ms": r.latency_ms(f.profile.clock_hz), "energy_mj": cost.energy_mj,
+                    "per_layer": [{"layer": n, "instructions": v} for n, v in zip(gen.marks, r.per_mark)]}
+        extra = [Check("latency (emulated)", emulated["latency_ms"], f.budget.latency_ms, "ms"),
+                 Check("energy (emulated)", cost.energy_mj, f.budget.energy_mj, "mJ")]
+    else:
+        target = cross_compile_size(c_dir, f.profile.core, opt=f.profile.c_opt) or host
     f.c_report = {"equal_to_reference": host.equal, "checked_inputs": host.samples, "arena_bytes": gen.arena_bytes,
                   "sparse_layers": gen.sparse_layers, "compiler": target.compiler, "text": target.text,
                   "data": target.data, "bss": target.bss, "host_text": host.text, "host_bss": host.bss,
-                  "host_us_per_inference": timing.get("us_per_input")}
+                  "host_us_per_inference": timing.get("us_per_input"), "emulated": emulated}
     return [Check("flash (compiled)", target.flash_bytes, f.budget.flash_bytes, "B"),
-            Check("RAM (compiled + stack)", target.ram_bytes + f.cfg.stack_bytes, f.budget.ram_bytes, "B")]
+            Check("RAM (compiled + stack)", target.ram_bytes + f.cfg.stack_bytes, f.budget.ram_bytes, "B")] + extra
 
 
 __all__ = ["FitConfig", "FitResult", "fit"]

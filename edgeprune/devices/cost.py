@@ -7,7 +7,9 @@
 - RAM: the activations alive at once in execution order (edgeprune.metrics.peak_activation_bytes,
   at the precision's element size), plus the largest convolution scratch buffer (two im2col
   columns of 16-bit values, as CMSIS-NN's kernels use), plus the runtime's fixed cost.
-- Latency: executed MACs / (MACs per cycle x clock). With sparse kernels only non-zero weights
+- Latency: executed MACs / (MACs per cycle x clock), or executed MACs x a measured number of
+  cycles per MAC (`cycles_per_mac`, calibrated by edgeprune.fit on the generated C run on an
+  emulated core). With sparse kernels only non-zero weights
   are executed, each costing `sparse_overhead` dense MACs (index decoding; an estimate until the
   C kernels are measured).
 - Energy, after Yang, Chen & Sze (CVPR 2017): E = E_compute + E_data, with E_compute = cycles x
@@ -85,8 +87,11 @@ def _scratch_bytes(model: nn.Module) -> int:
 
 
 def model_cost(model: nn.Module, example_inputs: Any, profile: DeviceProfile, precision: str = "int8",
-               sparse: bool = False, sparse_overhead: float = 1.5, measure_host: bool = False) -> DeviceCost:
-    """Estimate `model` (batch 1 example inputs) on `profile`; see the module docstring."""
+               sparse: bool = False, sparse_overhead: float = 1.5, measure_host: bool = False,
+               cycles_per_mac: float | None = None) -> DeviceCost:
+    """Estimate `model` (batch 1 example inputs) on `profile`; see the module docstring. With
+    `cycles_per_mac` (measured: edgeprune.fit calibrates it on the emulated C), latency and
+    energy use it instead of the profile's MACs per cycle."""
     if precision not in PRECISION_BYTES:
         raise ConfigError(f"precision must be one of {sorted(PRECISION_BYTES)}, got {precision!r}")
     vb = PRECISION_BYTES[precision]
@@ -96,7 +101,8 @@ def model_cost(model: nn.Module, example_inputs: Any, profile: DeviceProfile, pr
     macs = count_macs(model, example_inputs, graph)
     weights, executed_fraction = _weights_bytes(model, vb, sparse)
     executed = int(round(macs * executed_fraction))
-    cycles = executed * (sparse_overhead if sparse else 1.0) / profile.throughput(precision)
+    cycles = (executed * cycles_per_mac if cycles_per_mac is not None
+              else executed * (sparse_overhead if sparse else 1.0) / profile.throughput(precision))
     activations = peak_activation_bytes(graph, vb)
     scratch = _scratch_bytes(model) if precision == "int8" else 0
     outputs = sum(v.numel for n in graph.nodes for v in n.outputs if v.dtype.is_floating_point)

@@ -29,6 +29,7 @@ class DeviceProfile:
     runtime_flash_bytes: int = 0  # fixed cost of the inference code
     runtime_ram_bytes: int = 0
     core: str = ""
+    c_opt: str = "-O2"  # the optimisation level generated C is built with for this device
     sources: tuple[str, ...] = ()
     estimates: tuple[str, ...] = ()
 
@@ -60,6 +61,7 @@ _COUNT_FIELDS = {"flash_bytes": True, "ram_bytes": True, "runtime_flash_bytes": 
 _NUMBER_FIELDS = {"clock_hz": True, "pj_per_cycle": True, "pj_per_flash_byte": False, "pj_per_sram_byte": False}
 _TEXT_FIELDS = ("description", "core")
 _KINDS = ("mcu", "sbc", "host")
+_OPTS = ("-O0", "-O1", "-O2", "-O3", "-Os")
 
 
 def _is_number(v: object) -> bool:
@@ -97,6 +99,8 @@ def _from_table(name: str, table: dict) -> DeviceProfile:
     for k in _TEXT_FIELDS:
         if not isinstance(kw.get(k, ""), str):
             raise ConfigError(f"{where}: {k} must be a string")
+    if kw.get("c_opt", "-O2") not in _OPTS:
+        raise ConfigError(f"{where}: c_opt must be one of {_OPTS}, got {kw.get('c_opt')!r}")
     kw.setdefault("kind", "mcu")
     if kw["kind"] not in _KINDS:
         raise ConfigError(f"{where}: kind must be one of {_KINDS}, got {kw['kind']!r}")
