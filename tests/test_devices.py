@@ -82,6 +82,15 @@ def test_fit_meets_every_constraint_and_writes_a_report(hapt_model, tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert r.accuracy["int8_c"] > 0 and r.c_code["equal_to_reference"] and r.c_code["text"] > 0
     assert any(c.name == "flash (compiled)" for c in r.checks)
+    from edgeprune.deploy.emulate import toolchain_missing
+    if toolchain_missing() is None:  # the C that was emitted, run on an emulated Cortex-M4
+        emu = r.c_code["emulated"]
+        assert emu["core"] == "cortex-m4" and emu["equal_to_reference"] and emu["checked_inputs"] == 20
+        row = next(c for c in r.checks if c.name == "latency (emulated)")
+        assert row.ok and row.value == pytest.approx(emu["latency_ms"]) and emu["latency_ms"] <= 50
+        assert emu["latency_ms"] == pytest.approx(1e3 * emu["instructions"] * 1.25 / 80e6)
+        assert sum(p["instructions"] for p in emu["per_layer"]) == pytest.approx(emu["instructions"])
+        assert emu["instructions_per_mac"] > 2  # the scalar kernels: loads, MAC, loop per MAC at least
     for part in ('id="budget"', "Memory timeline", "Candidates searched", "Per-layer widths", "<svg", 'id="ccode"'):
         assert part in html
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
