@@ -10,11 +10,13 @@ from torch import nn
 
 from edgeprune.deploy import quantize_model
 from edgeprune.deploy.cgen import compile_and_check, generate_c, plan_memory
+from edgeprune.deploy.emulate import BOARDS, emulate_and_check, toolchain_missing
 from edgeprune.errors import ConfigError
 from edgeprune.sparse import global_magnitude
 from edgeprune.testing import randomize_
 from edgeprune.zoo import create_model
 
+CORES = sorted(BOARDS)
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
 
 
@@ -45,6 +47,10 @@ def test_generated_c_equals_python_reference(name, shape, tmp_path):
         assert bool(gen.sparse_layers) == bool(sparsity)  # CSR only where it is smaller
         check = compile_and_check(qm, out, inputs)
         assert check.equal and check.mismatches == 0 and check.samples == 12
+        if toolchain_missing() is None:  # the same program on an emulated Cortex-M, one core per case
+            core = CORES[(CASES.index((name, shape)) * 2 + (sparsity > 0)) % len(CORES)]
+            emu = emulate_and_check(qm, out, inputs[:4], core, len(gen.marks))
+            assert emu.equal and emu.samples == 4 and emu.run.instructions > 0
         assert check.bss >= gen.arena_bytes and check.text > 0
         # the int8 model tracks the float one (dequantised outputs within a few output steps)
         with torch.no_grad():

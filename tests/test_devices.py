@@ -90,7 +90,7 @@ def test_fit_meets_every_constraint_and_writes_a_report(hapt_model, tmp_path):
         assert row.ok and row.value == pytest.approx(emu["latency_ms"]) and emu["latency_ms"] <= 50
         assert emu["latency_ms"] == pytest.approx(1e3 * emu["instructions"] * 1.25 / 80e6)
         assert sum(p["instructions"] for p in emu["per_layer"]) == pytest.approx(emu["instructions"])
-        assert emu["instructions_per_mac"] > 2  # the scalar kernels: loads, MAC, loop per MAC at least
+        assert 0.5 < emu["instructions_per_mac"] < 4  # SMLAD: 2 MACs per instruction at best
     for part in ('id="budget"', "Memory timeline", "Candidates searched", "Per-layer widths", "<svg", 'id="ccode"'):
         assert part in html
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -70,8 +70,10 @@ def test_har_cnn_bit_exact_on_every_core_with_per_layer_counts(core, tmp_path):
     r = check.run
     assert len(r.per_mark) == len(gen.marks) and abs(sum(r.per_mark) - r.instructions) < 1
     macs = count_macs(m, torch.randn(1, 6, 128))
-    # every MAC executes at least a load of weight and input and a multiply-accumulate
-    assert r.instructions > 2 * macs
+    # a MAC is at least one multiply on M0+/M3; SMLAD does two on M4/M7
+    simd = core in ("cortex-m4", "cortex-m7")
+    assert r.instructions > (0.5 if simd else 1.0) * macs
+    assert r.instructions < (3.0 if simd else 12.0) * macs  # the column kernels, not a direct loop
     convs = [v for v, name in zip(r.per_mark, gen.marks) if name.startswith("conv")]
     assert sum(convs) > 0.9 * r.instructions  # the convolutions are where the time goes
     assert check.build.text > 0 and check.build.bss >= gen.arena_bytes

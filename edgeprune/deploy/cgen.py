@@ -102,6 +102,7 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
     q = model.q
     decls, calls = [], []
     acc_need = 0
+    col_need = 0  # bytes of the dense kernels' column buffer
     sparse_layers: list[str] = []
     wbytes = 0
 
@@ -129,11 +130,19 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
         ishape, oshape = model.shapes[op.inputs[0]], model.shapes[op.output]
         if op.kind in ("conv", "linear"):
             w = a["w_q"]
-            decls.append(_array("int32_t", f"b{k}", a["b_q"]) + _array("int32_t", f"m{k}", a["m0"])
-                         + _array("int32_t", f"s{k}", a["shift"]))
-            wbytes += 4 * 3 * len(a["b_q"])
             vals, cols, ptr = _csr(w)
             use_sparse = sparse and vals.size * 3 + ptr.size * 4 < w.size
+            bias = np.asarray(a["b_q"], dtype=np.int64)
+            if not use_sparse and (op.kind == "linear" or a["groups"] == 1):
+                # the dense column kernels take the input zero point folded into the bias
+                bias = bias - int(zi) * w.reshape(w.shape[0], -1).astype(np.int64).sum(1)
+                if op.kind == "conv":
+                    col_need = max(col_need, 2 * int(np.prod(w.shape[1:])))  # two columns
+            if np.abs(bias).max(initial=0) >= 2 ** 31:
+                raise ConfigError(f"layer {a.get('name')}: the bias does not fit 32 bits after folding the zero point")
+            decls.append(_array("int32_t", f"b{k}", bias) + _array("int32_t", f"m{k}", a["m0"])
+                         + _array("int32_t", f"s{k}", a["shift"]))
+            wbytes += 4 * 3 * len(a["b_q"])
             if use_sparse:
                 if w.reshape(w.shape[0], -1).shape[1] > 65535:
                     raise ConfigError(f"layer {a.get('name')}: too many inputs per row for 16-bit CSR columns")
@@ -159,7 +168,7 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
                     acc_need = max(acc_need, oshape[1])
                     calls.append(f"ep_conv1d_sparse({x}, {geo}, v{k}, c{k}, r{k}, b{k}, m{k}, s{k}, {tail}, acc);")
                 else:
-                    calls.append(f"ep_conv1d({x}, {geo}, w{k}, b{k}, m{k}, s{k}, {tail});")
+                    calls.append(f"ep_conv1d({x}, {geo}, w{k}, b{k}, m{k}, s{k}, {tail}, {'col' if a['groups'] == 1 else 0});")
             else:
                 geo = f"{ishape[0]}, {ishape[1]}, {ishape[2]}, {y}, {oshape[0]}, {oshape[1]}, {oshape[2]}"
                 tail = (f"{w.shape[2]}, {w.shape[3]}, {a['stride'][0]}, {a['stride'][1]}, {a['padding'][0]}, "
@@ -168,7 +177,7 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
                     acc_need = max(acc_need, oshape[1] * oshape[2])
                     calls.append(f"ep_conv2d_sparse({x}, {geo}, v{k}, c{k}, r{k}, b{k}, m{k}, s{k}, {tail}, acc);")
                 else:
-                    calls.append(f"ep_conv2d({x}, {geo}, w{k}, b{k}, m{k}, s{k}, {tail});")
+                    calls.append(f"ep_conv2d({x}, {geo}, w{k}, b{k}, m{k}, s{k}, {tail}, {'col' if a['groups'] == 1 else 0});")
         elif op.kind == "relu":
             calls.append(f"ep_relu({x}, {y}, {int(np.prod(oshape))}, {zi});")
         elif op.kind == "maxpool":
@@ -207,6 +216,7 @@ void ep_run(const int8_t *input, int8_t *output);
 """
     kernels = resources.files("edgeprune.deploy").joinpath("kernels.c").read_text()
     acc_decl = f"static int32_t acc[{max(acc_need, 1)}];\n" if acc_need else ""
+    acc_decl += f"static int8_t col[{col_need}];\n" if col_need else ""
     body = "\n    ".join(calls)
     in_off = mem.offsets[mem.root[model.input_id]]
     out_off = mem.offsets[mem.root[model.output_id]]
@@ -249,7 +259,7 @@ int main(void)
     files = {"model.h": out / "model.h", "model.c": out / "model.c", "main.c": out / "main.c"}
     for name, text in (("model.h", header), ("model.c", source), ("main.c", main)):
         files[name].write_text(text)
-    return Generated(files, mem.size, 4 * acc_need, sparse_layers, wbytes, marks + ["output copy"])
+    return Generated(files, mem.size, 4 * acc_need + col_need, sparse_layers, wbytes, marks + ["output copy"])
 
 
 @dataclass
