@@ -36,20 +36,21 @@ def _program(kind: str, dims: tuple, w: np.ndarray, reps: int) -> str:
     m0 = np.full(w.shape[0], 1 << 30)
     sh = np.full(w.shape[0], 38)
     b = np.zeros(w.shape[0], dtype=np.int64)
+    bf = b - 3 * w.reshape(w.shape[0], -1).astype(np.int64).sum(1)  # the dense kernels' folded bias (zi = 3)
     if kind == "linear":
         n = dims[1]
         xs, ys, acc = n, dims[0], 1
-        dense = f"ep_linear(x, {n}, y1, {dims[0]}, w, b, m, s, 3, -5, 1);"
+        dense = f"ep_linear(x, {n}, y1, {dims[0]}, w, bf, m, s, 3, -5, 1);"
         sparse = f"ep_linear_sparse(x, y2, {dims[0]}, v, c, r, b, m, s, 3, -5, 1);"
     elif kind == "conv1d":
         ci, co, k, L = dims
         xs, ys, acc = ci * L, co * L, L
-        dense = f"ep_conv1d(x, {ci}, {L}, y1, {co}, {L}, w, b, m, s, {k}, 1, {k // 2}, 1, 3, -5, 1);"
+        dense = f"ep_conv1d(x, {ci}, {L}, y1, {co}, {L}, w, bf, m, s, {k}, 1, {k // 2}, 1, 3, -5, 1, col);"
         sparse = f"ep_conv1d_sparse(x, {ci}, {L}, y2, {co}, {L}, v, c, r, b, m, s, {k}, 1, {k // 2}, 1, 3, -5, 1, acc);"
     else:
         ci, co, k, H = dims
         xs, ys, acc = ci * H * H, co * H * H, H * H
-        dense = f"ep_conv2d(x, {ci}, {H}, {H}, y1, {co}, {H}, {H}, w, b, m, s, {k}, {k}, 1, 1, 1, 1, 1, 3, -5, 1);"
+        dense = f"ep_conv2d(x, {ci}, {H}, {H}, y1, {co}, {H}, {H}, w, bf, m, s, {k}, {k}, 1, 1, 1, 1, 1, 3, -5, 1, col);"
         sparse = (f"ep_conv2d_sparse(x, {ci}, {H}, {H}, y2, {co}, {H}, {H}, v, c, r, b, m, s, {k}, {k}, 1, 1, 1, 1, "
                   f"1, 3, -5, 1, acc);")
     rng = np.random.default_rng(0)
@@ -59,9 +60,10 @@ def _program(kind: str, dims: tuple, w: np.ndarray, reps: int) -> str:
 #include <time.h>
 {kernels}
 {_array("int8_t", "w", w)}{_array("int8_t", "v", vals)}{_array("uint16_t", "c", cols)}{_array("uint32_t", "r", rows)}
-{_array("int32_t", "b", b)}{_array("int32_t", "m", m0)}{_array("int32_t", "s", sh)}{_array("int8_t", "x", x)}
+{_array("int32_t", "b", b)}{_array("int32_t", "bf", bf)}{_array("int32_t", "m", m0)}{_array("int32_t", "s", sh)}{_array("int8_t", "x", x)}
 static int8_t y1[{ys}], y2[{ys}];
 static int32_t acc[{acc}];
+static int8_t col[{2 * int(np.prod(w.shape[1:]))}];
 static double now(void) {{ struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }}
 int main(void)
 {{
@@ -78,6 +80,7 @@ int main(void)
     int same = memcmp(y1, y2, sizeof y1) == 0;
     printf("%.9f %.9f %d\\n", td / {reps}, ts / {reps}, same);
     (void)acc;
+    (void)col;
     return 0;
 }}
 """
@@ -163,16 +166,21 @@ def run(out: str | None = "docs/kernels.md", cores: tuple[str, ...] = ("cortex-m
                 first = next(iter(got.values()))
                 lines.append(f"| {label} | {first['macs']:,} | " + " | ".join(
                     f"{got[c]['per_mac']:.2f}" if c in got else "-" for c in cores) + f" | {first['cmsis_nn_m4']} |")
-        lines += ["", "## Sparse (CSR) against dense kernels on this host", "",
+        lines += ["", "Before the column kernels (commit b4ddaea, direct loops with a bounds check per tap, "
+                  "no SIMD), the same layers took, per MAC, on M4: 19.57, 8.60, 21.89, 12.83, 6.08; on M0+: "
+                  "25.76, 15.35, 30.78, 11.37, 8.23. Within 1.25x of CMSIS-NN on the M4 now: every layer "
+                  "type with a reference figure. On M0+ (no SIMD, Thumb-1 loads with register offsets only) "
+                  "the gain is 1.2-2.7x, short of the 3x asked for; depthwise is unchanged there.",
+                  "", "## Sparse (CSR) against dense kernels on this host", "",
                  "gcc -O2 on this 2-core x86 host. " + __doc__.split("\n\n", 2)[2].strip(), "",
                  "| layer | sparsity | dense (us/call) | sparse CSR (us/call) | speed-up | outputs equal |",
                  "|---|---|---|---|---|---|"]
         lines += [f"| {r['layer']} | {r['sparsity']:.0%} | {r['dense_us']:.1f} | {r['sparse_us']:.1f} | "
                   f"{r['dense_us'] / r['sparse_us']:.2f}x | {'yes' if r['equal'] else 'NO'} |" for r in rows]
-        lines += ["", "Reading it: the linear kernel is the clean comparison (same loop, CSR adds an index load per "
-                  "weight): sparse wins from about 70 % sparsity. For convolutions the CSR kernel's loop order "
-                  "(one weight at a time over a row of output positions) is already as fast as the dense "
-                  "direct convolution at 0 %, so part of its speed-up comes from that order, not from the zeros."]
+        lines += ["", "Reading it: the dense kernels are the column (im2col) ones, two output positions by two "
+                  "channels at a time; the CSR kernels still walk one weight at a time. On this host sparse "
+                  "pays from about 75 % sparsity for the linear layer and from about 85 % for convolutions. "
+                  "The generator picks CSR where it is smaller, which is a storage decision, not a speed one."]
         write_doc(out, lines)
     return rows
 
