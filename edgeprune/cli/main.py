@@ -631,8 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", required=True, help="built-in profile (edgeprune devices) or a .toml file")
     s.add_argument("--model", type=Path, help="dense model directory (default: train har_cnn on --data)")
     s.add_argument("--out", type=Path, default=Path("runs/fit"))
-    s.add_argument("--latency-ms", type=POSITIVE, help="latency budget per inference (estimated on the device)")
-    s.add_argument("--energy-mj", type=POSITIVE, help="energy budget per inference (estimated)")
+    s.add_argument("--latency-ms", type=POSITIVE, help="latency budget per inference (on Cortex-M profiles: measured on the emulated core)")
+    s.add_argument("--energy-mj", type=POSITIVE, help="energy budget per inference (on Cortex-M profiles: from the emulated cycles)")
     s.add_argument("--flash-kb", type=POSITIVE, help="flash budget in KiB (default: the device's)")
     s.add_argument("--ram-kb", type=POSITIVE, help="RAM budget in KiB (default: the device's)")
     s.add_argument("--search", nargs="+", default=["uniform", "sensitivity"],

@@ -59,6 +59,12 @@ static void ep_dot2(const int8_t *col, const int8_t *w0, const int8_t *w1, int n
         s1 = __smlad(__sxtb16(v), ce, s1);
         s1 = __smlad(ep_sxtb16_ror8(v), co, s1);
     }
+#elif defined(__ARM_ARCH_6M__)
+    for (; i < n; i++) { /* register-offset loads share the index; unrolling only spills */
+        int32_t c = col[i];
+        s0 += c * w0[i];
+        s1 += c * w1[i];
+    }
 #else
     for (; i + 4 <= n; i += 4) {
         int32_t c0 = col[i], c1 = col[i + 1], c2 = col[i + 2], c3 = col[i + 3];
@@ -97,6 +103,15 @@ static void ep_dot2x2(const int8_t *c0, const int8_t *c1, const int8_t *w0, cons
         s11 = __smlad(ue, x1e, s11);
         s11 = __smlad(uo, x1o, s11);
     }
+#elif defined(__ARM_ARCH_6M__)
+    /* Thumb-1 has 8 low registers: four accumulators and four streams spill, so one column at a time */
+    a[0] = s00;
+    a[1] = s10;
+    a[2] = s01;
+    a[3] = s11;
+    ep_dot2(c0, w0, w1, n, &a[0], &a[1]);
+    ep_dot2(c1, w0, w1, n, &a[2], &a[3]);
+    return;
 #else
     for (; i + 2 <= n; i += 2) {
         int32_t p0 = c0[i], p1 = c0[i + 1], q0 = c1[i], q1 = c1[i + 1];
