@@ -58,6 +58,7 @@ class FitConfig:
     quantize: bool = True
     c_code: bool = True  # generate, compile and check C for the int8 model (needs gcc)
     stack_bytes: int = 1024  # added to the compiled RAM figure (the stack is not in `size`)
+    tflite: bool = False  # also write model.tflite (fully integer), checked in LiteRT
     emulate: bool = True  # Cortex-M profiles: calibrate latency on the generated C, emulated (QEMU)
     refits: int = 3  # searches repeated with the emulated cost while the emulated latency is over
     seed: int = 0
@@ -372,6 +373,18 @@ def _finish(pruned: nn.Module, result, f: "_Fitter", cfg: FitConfig, task, acc: 
     checks = check_budget(cost, f.budget)
     if cfg.c_code and c_code:
         checks += _deploy_c(pruned, f, task, base / "c", acc, files)
+    if cfg.tflite and c_code:
+        from edgeprune.deploy import quantize_model
+        from edgeprune.export.tflite import check_tflite, export_tflite
+        _say("[fit] writing model.tflite, running it in LiteRT")
+        qm = getattr(f, "qm", None) or quantize_model(pruned, f.x, f.calib, samples=cfg.calibration)
+        export_tflite(qm, base / "model.tflite")
+        xs, ys = zip(*[(x, y) for x, y in task.test])
+        xs, ys = torch.cat(xs).numpy(), torch.cat(ys).numpy()  # the whole test set, as for int8_c
+        chk = check_tflite(qm, base / "model.tflite", xs, ys)
+        acc["int8_tflite"] = chk.accuracy
+        f.c_report["tflite"] = asdict(chk)
+        files["tflite"] = Path("model.tflite")
     widths = [(g["name"], g["units"], g["units"] - g["removed"]) for g in result.plan.groups]
     timeline = live_timeline(pruned, f.x, 1 if cfg.precision == "int8" else 4)
     return FitResult(pruned, result.plan, f.profile, f.budget, f.dense_cost, cost, checks, f.candidates,
@@ -393,7 +406,7 @@ def _deploy_c(pruned: nn.Module, f: "_Fitter", task, c_dir: Path, acc: dict, fil
         _say("[fit] gcc not found: no C code generated")
         return []
     _say("[fit] generating C for the int8 model, compiling, checking against the Python reference")
-    qm = quantize_model(pruned, f.x, f.calib, samples=f.cfg.calibration)
+    qm = f.qm = quantize_model(pruned, f.x, f.calib, samples=f.cfg.calibration)
     gen = generate_c(qm, c_dir, sparse=True)
     xs, ys = zip(*[(x, y) for x, y in task.test])
     xs, ys = torch.cat(xs).numpy(), torch.cat(ys).numpy()

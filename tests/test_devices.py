@@ -67,8 +67,10 @@ def hapt_model():
 def test_fit_meets_every_constraint_and_writes_a_report(hapt_model, tmp_path):
     from edgeprune.fit import FitConfig, fit
     model, task = hapt_model
+    import importlib.util
+    litert = importlib.util.find_spec("ai_edge_litert") is not None
     cfg = FitConfig(device="stm32l432", latency_ms=50, searches=("uniform",), finetune_epochs=0, calibration=256,
-                    val_samples=512)
+                    val_samples=512, tflite=litert)
     r = fit(model, task, cfg, out_dir=tmp_path)
     dense = {c.name: c.ok for c in check_budget(r.dense_cost, r.budget)}
     assert not dense["flash"] and not dense["latency"]  # the dense model does not fit this M4
@@ -82,6 +84,9 @@ def test_fit_meets_every_constraint_and_writes_a_report(hapt_model, tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert r.accuracy["int8_c"] > 0 and r.c_code["equal_to_reference"] and r.c_code["text"] > 0
     assert any(c.name == "flash (compiled)" for c in r.checks)
+    if litert:  # fit --export tflite: the fitted int8 model in LiteRT
+        assert (tmp_path / "model.tflite").exists() and r.c_code["tflite"]["argmax_agreement"] > 0.98
+        assert abs(r.accuracy["int8_tflite"] - r.accuracy["int8_c"]) < 0.02
     from edgeprune.deploy.emulate import toolchain_missing
     if toolchain_missing() is None:  # the C that was emitted, run on an emulated Cortex-M4
         emu = r.c_code["emulated"]

@@ -331,11 +331,35 @@ def cmd_profile(a) -> int:
 
 
 def cmd_export(a) -> int:
+    if a.format == "tflite":
+        return _export_tflite(a)
     from edgeprune.export.onnx import export_onnx
 
     model, x = _example(a.model, finite=True)
     path = export_onnx(model, x, a.out)
     print(f"wrote {path} (checked in ONNX Runtime)")
+    return 0
+
+
+def _export_tflite(a) -> int:
+    from edgeprune.deploy import quantize_model
+    from edgeprune.export.tflite import check_tflite, export_tflite
+    from edgeprune.workflow import calibration_batches
+
+    model, x = _example(a.model, finite=True)
+    task = _task(a)
+    qm = quantize_model(model, x, calibration_batches(task, a.calibration), samples=a.calibration)
+    path = export_tflite(qm, a.out)
+    xs, ys = zip(*[(xb, yb) for xb, yb in task.test])
+    xs, ys = torch.cat(xs).numpy()[:a.check_samples], torch.cat(ys).numpy()[:a.check_samples]
+    c = check_tflite(qm, path, xs, ys)
+    if a.json:
+        print(json.dumps({"path": str(path), **c.__dict__}))
+    else:
+        print(f"wrote {path}: in LiteRT (reference kernels) on {c.samples} test inputs, accuracy "
+              f"{100 * c.accuracy:.2f} %, predicted class equal to edgeprune's int8 reference on "
+              f"{100 * c.argmax_agreement:.1f} %, outputs within {c.max_step_diff} int8 steps of it "
+              f"(mean {c.mean_step_diff:.2f})")
     return 0
 
 
@@ -387,7 +411,7 @@ def cmd_fit(a) -> int:
                     flash_bytes=int(a.flash_kb * 1024) if a.flash_kb else None,
                     ram_bytes=int(a.ram_kb * 1024) if a.ram_kb else None, sparse=False,
                     searches=tuple(a.search), recover=a.recover, finetune_epochs=a.finetune_epochs, lr=a.lr,
-                    qat_epochs=a.qat_epochs,
+                    qat_epochs=a.qat_epochs, tflite="tflite" in (a.export or []),
                     calibration=a.calibration, seed=a.seed)
     from edgeprune.devices import load_profile
     load_profile(a.device)  # a bad device name fails before any training
@@ -412,7 +436,8 @@ def cmd_fit(a) -> int:
         print(budget_table(r.checks))
         print("accuracy: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in r.accuracy.items()))
         print(f"{'fits' if r.fits else 'DOES NOT FIT'} {r.profile.name}; report {out / 'report.html'}, "
-              f"int8 ONNX {out / 'model_int8.onnx'}, model {out / 'model'}")
+              f"int8 ONNX {out / 'model_int8.onnx'}, model {out / 'model'}"
+              + (f", {r.files['tflite']}" if "tflite" in r.files else ""))
     return 0 if r.fits else 1
 
 
@@ -595,9 +620,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repeats", type=COUNT, default=100)
     s.set_defaults(fn=cmd_profile)
 
-    s = sub.add_parser("export", help="export ONNX (checked in ONNX Runtime)")
+    s = sub.add_parser("export", help="export ONNX (checked in ONNX Runtime) or a fully-integer .tflite "
+                       "(checked in LiteRT)")
     s.add_argument("model", type=Path)
     s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--format", choices=["onnx", "tflite"], default="onnx",
+                   help="tflite: int8, calibrated on --data, for TFLite Micro / STM32Cube.AI / Edge Impulse / eIQ")
+    s.add_argument("--calibration", type=COUNT, default=500, help="tflite: calibration samples")
+    s.add_argument("--check-samples", type=COUNT, default=1000, help="tflite: test inputs run in LiteRT")
+    _add_data(s)
     s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("demo", help="train on HAPT, prune to 1/4 of the MACs, fine-tune, verify, export")
@@ -645,6 +676,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=EPOCHS, default=8, help="training epochs of the default model")
     s.add_argument("--lr", type=POSITIVE, default=1e-3)
     s.add_argument("--calibration", type=COUNT, default=500)
+    s.add_argument("--export", nargs="+", choices=["tflite"],
+                   help="also write model.tflite (fully integer, checked in LiteRT on the test set)")
     _add_data(s)
     _add_force(s)
     s.set_defaults(fn=cmd_fit)

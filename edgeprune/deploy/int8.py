@@ -312,6 +312,7 @@ def quantize_model(model: nn.Module, example: torch.Tensor, calibration: Iterabl
             wmax = np.abs(w.reshape(w.shape[0], -1)).max(1)
             sw = np.where(wmax > 0, wmax / 127.0, 1.0)
             a["w_q"] = np.clip(np.round(w / sw.reshape(-1, *[1] * (w.ndim - 1))), -127, 127).astype(np.int8)
+            a["w_scale"] = sw  # per output channel (the .tflite export needs it)
             a["b_q"] = np.round(a["b"].numpy() / (si * sw)).astype(np.int64)
             a["m0"], a["shift"] = requant_params(si * sw / so)
         elif op.kind == "gap":
