@@ -428,7 +428,9 @@ def _deploy_c(pruned: nn.Module, f: "_Fitter", task, c_dir: Path, acc: dict, fil
                           cycles_per_mac=r.cycles / max(executed, 1))
         emulated = {"core": r.core, "board": BOARDS[r.core][0], "opt": b.opt, "equal_to_reference": emu.equal,
                     "checked_inputs": emu.samples, "instructions": r.instructions, "cycles": r.cycles,
-                    "cycles_per_instruction": CYCLES_PER_INSTRUCTION[r.core],
+                    "cycles_per_instruction": r.cycles_per_instruction,
+                    "cycle_model": "per-class (edgeprune.deploy.timing)" if r.cpi is not None
+                    else f"flat {CYCLES_PER_INSTRUCTION[r.core]} per instruction", "instructions_by_class": r.by_class,
                     "instructions_per_mac": r.instructions / max(executed, 1),
                     "latency_ms": r.latency_ms(f.profile.clock_hz), "energy_mj": cost.energy_mj,
                     "per_layer": [{"layer": n, "instructions": v} for n, v in zip(gen.marks, r.per_mark)]}

@@ -6,7 +6,8 @@ import torch
 
 from edgeprune.deploy import quantize_model
 from edgeprune.deploy.cgen import generate_c
-from edgeprune.deploy.emulate import BOARDS, build, emulate_and_check, run, toolchain_missing
+from edgeprune.deploy.emulate import BOARDS, build, cycle_model_missing, emulate_and_check, run, toolchain_missing
+from edgeprune.deploy.timing import cycle_profile
 from edgeprune.errors import ConfigError
 from edgeprune.metrics.measure import count_macs
 from edgeprune.testing import randomize_
@@ -94,3 +95,37 @@ def test_a_wrong_reference_is_caught(tmp_path):
 def test_unknown_core_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="no emulator for core"):
         build(tmp_path, "cortex-a53", marks=1)
+
+
+needs_timing = pytest.mark.skipif(cycle_model_missing() is not None, reason=str(cycle_model_missing()))
+
+
+@needs_arm
+@needs_timing
+@pytest.mark.parametrize("core,per_turn", [("cortex-m0plus", 1 + 2), ("cortex-m3", 1 + 3), ("cortex-m4", 1 + 3),
+                                           ("cortex-m7", 1 + 1)])
+def test_cycle_model_charges_the_trm_cycles(core, per_turn, tmp_path):
+    # one turn of the loop = SUBS (1 cycle) + a taken BNE (M0+: 2; M3/M4: 1 + P with P = 2; M7: 1):
+    # 1000 more turns cost 1000 * per_turn more cycles and exactly 2000 more instructions
+    (tmp_path / "model.h").write_text(LOOP_MODEL)
+    (tmp_path / "model.c").write_text(LOOP_C)
+    b = build(tmp_path, core, marks=2)
+    p10 = cycle_profile(b.elf, core, np.array([10], np.int8), 1)
+    p20 = cycle_profile(b.elf, core, np.array([20], np.int8), 1)
+    assert p20.instructions - p10.instructions == 2000
+    assert p20.cycles - p10.cycles == pytest.approx(1000 * per_turn)
+    assert p20.by_class["branch"] - p10.by_class["branch"] == 1000
+
+
+@needs_arm
+@needs_timing
+def test_cycle_model_counts_what_qemu_counts(tmp_path):
+    _, qm, xs = _quantized("lenet5", (1, 28, 28))
+    gen = generate_c(qm, tmp_path, sparse=True)
+    check = emulate_and_check(qm, tmp_path, xs[:1], "cortex-m4", len(gen.marks))
+    r = check.run
+    p = cycle_profile(check.build.elf, "cortex-m4", qm.quantize_input(xs[0]), 10)
+    # Unicorn runs ep_run alone; QEMU's count leaves out the marks' own instructions
+    assert abs(p.instructions - r.instructions) < 0.001 * r.instructions
+    assert r.cpi == pytest.approx(p.cycles_per_instruction) and r.cycles == pytest.approx(r.instructions * r.cpi)
+    assert p.by_class["mac"] > 0 and p.by_class["load"] > 0  # SMLADs and their loads

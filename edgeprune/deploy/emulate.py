@@ -16,11 +16,11 @@ layer (the EP_MARK hooks of the generated code) are executed-instruction counts:
 instructions = ticks / (2**S ns x 25 MHz). tests/test_emulate.py checks the ratio on a loop of
 known length.
 
-What is counted is instructions, not cycles. On the single-issue cores (M0+, M3, M4) every
-instruction takes at least one cycle, so instructions / clock is a lower bound on latency (flash
-wait states, multi-cycle loads and taken branches add to it); the M7 can issue two per cycle.
-`EmulatedRun.cycles` applies the per-core cycles-per-instruction of CYCLES_PER_INSTRUCTION, a
-documented simplification (see there), not a cycle-accurate model."""
+QEMU counts instructions, not cycles. `EmulatedRun.cycles` prices them with the cycles per
+instruction of edgeprune.deploy.timing's per-class model (the first input run again in Unicorn,
+every instruction charged its class's cycles from Arm's TRMs), or, where unicorn and capstone
+are not installed, the flat per-core CYCLES_PER_INSTRUCTION below. Both are models, not a
+cycle-accurate simulation (see edgeprune.deploy.timing)."""
 from __future__ import annotations
 
 import os
@@ -46,7 +46,7 @@ ICOUNT_SHIFT = 10  # 1024 ns of virtual time per instruction
 TIMER_HZ = 25_000_000  # the MPS2 boards' peripheral clock (QEMU hw/arm/mps2.c)
 TICKS_PER_INSTRUCTION = (2 ** ICOUNT_SHIFT) * 1e-9 * TIMER_HZ  # 25.6
 
-# Cycles per executed instruction for edgeprune's int8 kernels, a simplification: the kernels'
+# Fallback cycles per executed instruction (no unicorn/capstone), a simplification: the kernels'
 # inner loops are loads, a multiply-accumulate, address arithmetic and one taken branch. Arm's
 # Technical Reference Manuals give 1 cycle for data processing and MLA on M3/M4 (M0+: MULS 1
 # cycle with the fast multiplier), 2 for a load (pipelined to 1 when loads follow each other on
@@ -56,6 +56,11 @@ TICKS_PER_INSTRUCTION = (2 ** ICOUNT_SHIFT) * 1e-9 * TIMER_HZ  # 25.6
 # per instruction assumed: the TCM-resident case without dual-issue credit). Zero-wait-state
 # memory is assumed; a profile's flash wait states are not modelled yet.
 CYCLES_PER_INSTRUCTION = {"cortex-m0plus": 1.4, "cortex-m3": 1.25, "cortex-m4": 1.25, "cortex-m7": 1.0}
+
+
+def cycle_model_missing() -> str | None:
+    from edgeprune.deploy.timing import missing
+    return missing()
 
 
 def toolchain_missing() -> str | None:
@@ -123,10 +128,17 @@ class EmulatedRun:
     outputs: np.ndarray  # int8, one row per input
     instructions: float  # per inference, mean over the inputs
     per_mark: list[float] = field(default_factory=list)  # per inference, the layers of Generated.marks
+    cpi: float | None = None  # cycles per instruction from the class model (edgeprune.deploy.timing)
+    by_class: dict = field(default_factory=dict)  # executed instructions per class, first input
+
+    @property
+    def cycles_per_instruction(self) -> float:
+        """The class model's figure where it ran, else the flat CYCLES_PER_INSTRUCTION."""
+        return self.cpi if self.cpi is not None else CYCLES_PER_INSTRUCTION[self.core]
 
     @property
     def cycles(self) -> float:
-        return self.instructions * CYCLES_PER_INSTRUCTION[self.core]
+        return self.instructions * self.cycles_per_instruction
 
     def latency_ms(self, clock_hz: float) -> float:
         return 1e3 * self.cycles / clock_hz
@@ -168,12 +180,18 @@ class EmulatedCheck:
 
 
 def emulate_and_check(model, c_dir: str | os.PathLike, inputs: np.ndarray, core: str, marks: int,
-                      opt: str = "-O2", raise_on_mismatch: bool = True) -> EmulatedCheck:
+                      opt: str = "-O2", raise_on_mismatch: bool = True, timing: bool = True) -> EmulatedCheck:
     """Build the generated C for `core`, run it emulated on `inputs` (float samples), compare
-    every output with the Python int8 reference (they must be equal)."""
+    every output with the Python int8 reference (they must be equal). With `timing` (and
+    unicorn + capstone installed), the first input also runs through the per-class cycle model
+    (edgeprune.deploy.timing), whose cycles per instruction then price the QEMU count."""
     b = build(c_dir, core, marks, opt)
     xq = np.stack([model.quantize_input(x) for x in inputs]).astype(np.int8)
     r = run(b, xq, marks)
+    if timing and cycle_model_missing() is None:  # what the executed instructions cost, by class
+        from edgeprune.deploy.timing import cycle_profile
+        prof = cycle_profile(b.elf, core, xq[0], r.outputs.shape[1])
+        r.cpi, r.by_class = prof.cycles_per_instruction, prof.by_class
     want = np.stack([model.run(x).reshape(-1) for x in xq])
     mism = int((r.outputs != want).any(1).sum())
     check = EmulatedCheck(mism == 0, len(xq), mism, r, b)
