@@ -136,7 +136,7 @@ class _Fitter:
         self.x = torch.randn(1, *task.input_shape)
         self.calib = calibration_batches(task, cfg.calibration)
         self.val = take_samples(task.val, cfg.val_samples)
-        self.space = ChannelSpace(self.model, self.x, "l1")
+        self.space = ChannelSpace(self.model, self.x, "l1", round_to=self.profile.channel_multiple)
         self.candidates: list[Candidate] = []
         self.c_report: dict = {}
         self.cycles_per_mac: float | None = None  # measured on the emulated core, once calibrated

@@ -107,7 +107,7 @@ def test_nan_weights_warn_on_eval_and_are_refused_where_they_mislead(pruned, tmp
     ("flash_bytes", "nan", "flash_bytes"), ("runtime_flash_bytes", "-4096", "runtime_flash_bytes"),
     ("ram_bytes", "true", "ram_bytes"), ("clock_hz", "inf", "clock_hz"), ("macs_per_cycle", "{ int8 = -1 }", "macs"),
     ("kind", '"toaster"', "kind"), ("pj_per_cycle", '"a lot"', "pj_per_cycle"),
-    ("c_opt", '"-O2 -fplugin=x.so"', "c_opt")])  # passed to the compiler: only the known levels
+    ("c_opt", '"-O2 -fplugin=x.so"', "c_opt"), ("channel_multiple", "0", "channel_multiple")])  # passed to the compiler: only the known levels
 def test_device_profile_fields_are_checked_by_name(field, value, words, tmp_path):
     good = {"flash_bytes": "262144", "ram_bytes": "65536", "clock_hz": "80000000",
             "macs_per_cycle": "{ int8 = 0.5 }", "pj_per_cycle": "250.0"}

@@ -30,6 +30,7 @@ class DeviceProfile:
     runtime_ram_bytes: int = 0
     core: str = ""
     c_opt: str = "-O2"  # the optimisation level generated C is built with for this device
+    channel_multiple: int = 1  # fit keeps channel counts a multiple of this (round_to)
     sources: tuple[str, ...] = ()
     estimates: tuple[str, ...] = ()
 
@@ -99,6 +100,9 @@ def _from_table(name: str, table: dict) -> DeviceProfile:
     for k in _TEXT_FIELDS:
         if not isinstance(kw.get(k, ""), str):
             raise ConfigError(f"{where}: {k} must be a string")
+    cm = kw.get("channel_multiple", 1)
+    if not (isinstance(cm, int) and not isinstance(cm, bool) and 1 <= cm <= 64):
+        raise ConfigError(f"{where}: channel_multiple must be a whole number from 1 to 64, got {cm!r}")
     if kw.get("c_opt", "-O2") not in _OPTS:
         raise ConfigError(f"{where}: c_opt must be one of {_OPTS}, got {kw.get('c_opt')!r}")
     kw.setdefault("kind", "mcu")
