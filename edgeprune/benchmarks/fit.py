@@ -70,9 +70,9 @@ def run(out: str = "docs/fit.md", runs: str = "runs/fit-bench", targets=TARGETS,
     lines += ["", "## Latency: estimate against emulation", "",
               "Per fitted model: the latency the profile's `macs_per_cycle` alone gives, the search's "
               "estimate after calibration on the emulated C (cycles per MAC measured), and the emulated "
-              "figure: instructions counted exactly on the emulated core x the core's cycles per "
-              "instruction (edgeprune.deploy.emulate.CYCLES_PER_INSTRUCTION, a documented "
-              "simplification: 1.4 on M0+, 1.25 on M3/M4, 1.0 on M7) / the clock.", "",
+              "figure: instructions counted exactly on the emulated core (QEMU) x the cycles per "
+              "instruction of edgeprune.deploy.timing's per-class model (Unicorn + Capstone, cycles "
+              "from Arm's TRMs; zero wait states) / the clock.", "",
               "| device | core | clock | budget | profile estimate | calibrated estimate | emulated | "
               "instructions | instructions per MAC | C build |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in rows:
