@@ -46,6 +46,9 @@ static inline int32_t ep_sxtb16_ror8(uint32_t v)
 }
 #endif
 
+#if defined(__ARM_ARCH_6M__)
+__attribute__((noinline)) /* inlined into a convolution, its pointers spill to the stack */
+#endif
 static void ep_dot2(const int8_t *col, const int8_t *w0, const int8_t *w1, int n, int32_t *a0, int32_t *a1)
 {
     int32_t s0 = *a0, s1 = *a1;
@@ -60,10 +63,16 @@ static void ep_dot2(const int8_t *col, const int8_t *w0, const int8_t *w1, int n
         s1 = __smlad(ep_sxtb16_ror8(v), co, s1);
     }
 #elif defined(__ARM_ARCH_6M__)
-    for (; i < n; i++) { /* register-offset loads share the index; unrolling only spills */
-        int32_t c = col[i];
-        s0 += c * w0[i];
-        s1 += c * w1[i];
+    /* Thumb-1 loads bytes only with a register offset: one index, counting up to zero from -n,
+     * serves all three streams and ends the loop with its own flags (no compare) */
+    {
+        const int8_t *c = col + n, *u = w0 + n, *v = w1 + n;
+        for (int j = -n; j < 0; j++) { /* unrolled, j + 1 needs a second index register */
+            int32_t x = c[j];
+            s0 += x * u[j];
+            s1 += x * v[j];
+        }
+        i = n;
     }
 #else
     for (; i + 4 <= n; i += 4) {
