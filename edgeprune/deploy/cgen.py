@@ -262,16 +262,12 @@ int main(void)
     return Generated(files, mem.size, 4 * acc_need + col_need, sparse_layers, wbytes, marks + ["output copy"])
 
 
-@dataclass
-class CCheck:
-    equal: bool
-    samples: int
-    mismatches: int
-    max_diff: int
+class SectionSizes:
+    """What `size` reports for compiled code: flash = text + data, RAM = data + bss (the stack
+    is not included)."""
     text: int
     data: int
     bss: int
-    compiler: str
 
     @property
     def flash_bytes(self) -> int:
@@ -280,6 +276,18 @@ class CCheck:
     @property
     def ram_bytes(self) -> int:
         return self.data + self.bss
+
+
+@dataclass
+class CCheck(SectionSizes):
+    equal: bool
+    samples: int
+    mismatches: int
+    max_diff: int
+    text: int
+    data: int
+    bss: int
+    compiler: str
 
 
 def _size(obj: Path, size_tool: str) -> tuple[int, int, int]:

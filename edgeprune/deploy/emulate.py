@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeprune.deploy.cgen import SectionSizes
 from edgeprune.errors import ConfigError, VerificationError
 
 # core -> (QEMU machine, gcc -mcpu); integer-only kernels, so soft-float ABI everywhere
@@ -77,21 +78,13 @@ def _support(name: str) -> str:
 
 
 @dataclass
-class Build:
+class Build(SectionSizes):
     elf: Path
     core: str
     opt: str
     text: int  # the model's object file at the same flags (the harness not included)
     data: int
     bss: int
-
-    @property
-    def flash_bytes(self) -> int:
-        return self.text + self.data
-
-    @property
-    def ram_bytes(self) -> int:
-        return self.data + self.bss
 
 
 def build(c_dir: str | os.PathLike, core: str, marks: int, opt: str = "-O2") -> Build:
