@@ -4,14 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from edgeprune.deploy import quantize_model
 from edgeprune.deploy.cgen import generate_c
 from edgeprune.deploy.emulate import BOARDS, build, cycle_model_missing, emulate_and_check, run, toolchain_missing
 from edgeprune.deploy.timing import cycle_profile
 from edgeprune.errors import ConfigError
 from edgeprune.metrics.measure import count_macs
-from edgeprune.testing import randomize_
-from edgeprune.zoo import create_model
 
 needs_arm = pytest.mark.skipif(toolchain_missing() is not None, reason=str(toolchain_missing()))
 
@@ -51,20 +48,10 @@ def test_counts_are_executed_instructions(core, tmp_path):
     assert 3 < r.per_mark[0] < 20  # the few instructions before the loop (prologue, multiply)
 
 
-def _quantized(name, shape):
-    torch.manual_seed(0)
-    m = create_model(name)
-    randomize_(m)
-    m.eval()
-    g = torch.Generator().manual_seed(1)
-    qm = quantize_model(m, torch.randn(1, *shape), [torch.randn(16, *shape, generator=g)])
-    return m, qm, torch.randn(6, *shape, generator=g).numpy()
-
-
 @needs_arm
 @pytest.mark.parametrize("core", sorted(BOARDS))
-def test_har_cnn_bit_exact_on_every_core_with_per_layer_counts(core, tmp_path):
-    m, qm, xs = _quantized("har_cnn", (6, 128))
+def test_har_cnn_bit_exact_on_every_core_with_per_layer_counts(core, tmp_path, quantized):
+    m, qm, xs = quantized("har_cnn", (6, 128), 6)
     gen = generate_c(qm, tmp_path, sparse=True)
     check = emulate_and_check(qm, tmp_path, xs, core, len(gen.marks))
     assert check.equal and check.samples == 6
@@ -81,8 +68,8 @@ def test_har_cnn_bit_exact_on_every_core_with_per_layer_counts(core, tmp_path):
 
 
 @needs_arm
-def test_a_wrong_reference_is_caught(tmp_path):
-    _, qm, xs = _quantized("lenet5", (1, 28, 28))
+def test_a_wrong_reference_is_caught(tmp_path, quantized):
+    _, qm, xs = quantized("lenet5", (1, 28, 28), 6)
     gen = generate_c(qm, tmp_path, sparse=True)
     model_c = tmp_path / "model.c"
     wrong = model_c.read_text().replace(" + ((int64_t)1 << (shift - 1))", "")  # truncating, not rounding
@@ -119,8 +106,8 @@ def test_cycle_model_charges_the_trm_cycles(core, per_turn, tmp_path):
 
 @needs_arm
 @needs_timing
-def test_cycle_model_counts_what_qemu_counts(tmp_path):
-    _, qm, xs = _quantized("lenet5", (1, 28, 28))
+def test_cycle_model_counts_what_qemu_counts(tmp_path, quantized):
+    _, qm, xs = quantized("lenet5", (1, 28, 28), 6)
     gen = generate_c(qm, tmp_path, sparse=True)
     check = emulate_and_check(qm, tmp_path, xs[:1], "cortex-m4", len(gen.marks))
     r = check.run

@@ -8,33 +8,19 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("ai_edge_litert")
 
-from edgeprune.deploy import quantize_model  # noqa: E402
 from edgeprune.errors import ConfigError  # noqa: E402
 from edgeprune.export.tflite import check_tflite, export_tflite, run_tflite  # noqa: E402
-from edgeprune.testing import randomize_  # noqa: E402
-from edgeprune.zoo import create_model  # noqa: E402
 
 CASES = [("har_cnn", (6, 128)), ("lenet5", (1, 28, 28)), ("resnet8", (3, 32, 32)), ("ds_cnn", (6, 128)),
          ("lenet_300_100", (1, 28, 28))]
 
 
-def _quantized(name, shape):
-    torch.manual_seed(0)
-    m = create_model(name)
-    randomize_(m)
-    m.eval()
-    g = torch.Generator().manual_seed(1)
-    qm = quantize_model(m, torch.randn(1, *shape), [torch.randn(16, *shape, generator=g)])
-    return qm, torch.randn(20, *shape, generator=g).numpy()
-
-
 @pytest.mark.parametrize("name,shape", CASES)
-def test_litert_runs_the_int8_reference_model(name, shape, tmp_path):
-    qm, xs = _quantized(name, shape)
+def test_litert_runs_the_int8_reference_model(name, shape, tmp_path, quantized):
+    _, qm, xs = quantized(name, shape, 20)
     path = export_tflite(qm, tmp_path / "m.tflite")
     c = check_tflite(qm, path, xs)
     # a transposed kernel, a wrong flatten order or a lost zero point moves outputs by tens of steps
@@ -44,8 +30,8 @@ def test_litert_runs_the_int8_reference_model(name, shape, tmp_path):
     assert np.abs(optimised.astype(int) - want).max() <= 3
 
 
-def test_only_files_edgeprune_wrote_are_replaced(tmp_path):
-    qm, _ = _quantized("lenet_300_100", (1, 28, 28))
+def test_only_files_edgeprune_wrote_are_replaced(tmp_path, quantized):
+    _, qm, _ = quantized("lenet_300_100", (1, 28, 28), 1)
     path = export_tflite(qm, tmp_path / "m.tflite")
     export_tflite(qm, path)  # its own file: replaced
     foreign = tmp_path / "theirs.tflite"
