@@ -183,6 +183,24 @@ def _leftovers(target: Path) -> Iterator[tuple[Path, str, int]]:
             yield p, f"{parts[0]}-{parts[1]}", int(parts[2])
 
 
+def _discard(folder: Path) -> None:
+    """Remove an edgeprune folder so that a kill at any point leaves it recognisable as ours
+    (for recover): its files first, the manifest and the writing marker last."""
+    marks = (MANIFEST, WRITING)
+    for child in list(folder.iterdir()):
+        if child.name not in marks:
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    child.unlink()
+    for name in marks:
+        with contextlib.suppress(OSError):
+            (folder / name).unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
 def recover(target: Path) -> None:
     """Finish what a killed writer left: restore an old folder moved aside but never replaced
     (the fallback path without RENAME_EXCHANGE), remove abandoned temporary folders."""
@@ -199,8 +217,10 @@ def recover(target: Path) -> None:
             with contextlib.suppress(OSError):
                 os.rename(p, target)
                 continue
-        if (p / WRITING).exists() or (owned_files(p) is not None and not foreign_entries(p)):
-            shutil.rmtree(p, ignore_errors=True)
+        # ours beyond doubt: being written, recorded with nothing foreign, or created and killed
+        # before its marker (empty)
+        if (p / WRITING).exists() or not any(p.iterdir()) or (owned_files(p) is not None and not foreign_entries(p)):
+            _discard(p)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -239,7 +259,7 @@ def _install(tmp: Path, target: Path, force: bool, replace_kind: str | None) -> 
         os.rename(old, keep)
         raise ConfigError(f"files edgeprune did not write appeared in {target} while it was replaced; "
                           f"they are kept in {keep}")
-    shutil.rmtree(old, ignore_errors=True)
+    _discard(old)
 
 
 @contextlib.contextmanager
@@ -268,7 +288,7 @@ def writing(path: str | os.PathLike, *, force: bool = False, inputs: Iterable[st
     finally:
         _ACTIVE.discard(tmp)
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            _discard(tmp)
 
 
 def write_file(path: str | os.PathLike, data: bytes | str, *, force: bool = False, flag: str = "--out",
