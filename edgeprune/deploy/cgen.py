@@ -177,7 +177,11 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
                     acc_need = max(acc_need, oshape[1] * oshape[2])
                     calls.append(f"ep_conv2d_sparse({x}, {geo}, v{k}, c{k}, r{k}, b{k}, m{k}, s{k}, {tail}, acc);")
                 else:
-                    calls.append(f"ep_conv2d({x}, {geo}, w{k}, b{k}, m{k}, s{k}, {tail}, {'col' if a['groups'] == 1 else 0});")
+                    padded = a["groups"] == ishape[0] and any(a["padding"])
+                    if padded:  # depthwise: one input plane with its padding
+                        col_need = max(col_need, (ishape[1] + 2 * a["padding"][0]) * (ishape[2] + 2 * a["padding"][1]))
+                    scratch = "col" if a["groups"] == 1 or padded else 0
+                    calls.append(f"ep_conv2d({x}, {geo}, w{k}, b{k}, m{k}, s{k}, {tail}, {scratch});")
         elif op.kind == "relu":
             calls.append(f"ep_relu({x}, {y}, {int(np.prod(oshape))}, {zi});")
         elif op.kind == "maxpool":

@@ -119,6 +119,7 @@ class CycleProfile:
     instructions: int
     cycles: float
     by_class: dict[str, int] = field(default_factory=dict)  # executed instructions per class
+    by_function: dict[str, int] = field(default_factory=dict)  # executed instructions per C function
 
     @property
     def cycles_per_instruction(self) -> float:
@@ -128,6 +129,17 @@ class CycleProfile:
 def _symbols(elf: Path) -> dict[str, int]:
     out = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
     return {p[2]: int(p[0], 16) for p in (line.split() for line in out.splitlines()) if len(p) == 3}
+
+
+def _functions(elf: Path) -> list[tuple[int, int, str]]:
+    """(start, end, name) of every function symbol, from nm's sizes."""
+    out = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True, check=True).stdout
+    spans = []
+    for p in (line.split() for line in out.splitlines()):
+        if len(p) == 4 and p[2].lower() in ("t", "w"):
+            start = int(p[0], 16) & ~1
+            spans.append((start, start + int(p[1], 16), p[3]))
+    return sorted(spans)
 
 
 def _load(uc, elf: Path) -> None:
@@ -187,7 +199,9 @@ def cycle_profile(elf: str | Path, core: str, input_q: np.ndarray, output_size: 
     except unicorn.UcError as exc:
         raise ConfigError(f"the cycle model could not run {elf.name} on {core}: {exc}") from None
     md = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
-    instructions, cycles, by_class = 0, 0.0, {}
+    instructions, cycles, by_class, by_function = 0, 0.0, {}, {}
+    spans = _functions(elf)
+    starts = [a for a, _, _ in spans]
     for (address, size), n in counts.items():
         insns = list(md.disasm(bytes(uc.mem_read(address, size)), address))
         t = taken.get((address, size), 0)
@@ -202,4 +216,7 @@ def cycle_profile(elf: str | Path, core: str, input_q: np.ndarray, output_size: 
                 cycles += n * _cost(core, cls, ins.mnemonic, ins.op_str, cls == "branch", prev_load)
             prev_load = cls == "load"
         instructions += n * len(insns)
-    return CycleProfile(core, instructions, cycles, by_class)
+        i = int(np.searchsorted(starts, address, side="right")) - 1
+        name = spans[i][2] if i >= 0 and address < spans[i][1] else "?"
+        by_function[name] = by_function.get(name, 0) + n * len(insns)
+    return CycleProfile(core, instructions, cycles, by_class, by_function)

@@ -5,8 +5,9 @@
   and (int8) an 8-byte requantisation record, other parameters as 32-bit floats, batch norms
   folded away, plus the profile's fixed runtime cost.
 - RAM: the activations alive at once in execution order (edgeprune.metrics.peak_activation_bytes,
-  at the precision's element size), plus the largest convolution scratch buffer (two im2col
-  columns of 16-bit values, as CMSIS-NN's kernels use), plus the runtime's fixed cost.
+  at the precision's element size), plus the generated C's largest scratch buffer (two int8
+  im2col columns of a dense convolution, or a depthwise convolution's padded input plane),
+  plus the runtime's fixed cost.
 - Latency: executed MACs / (MACs per cycle x clock), or executed MACs x a measured number of
   cycles per MAC (`cycles_per_mac`, calibrated by edgeprune.fit on the generated C run on an
   emulated core). With sparse kernels only non-zero weights
@@ -78,11 +79,18 @@ def _weights_bytes(model: nn.Module, value_bytes: int, sparse: bool) -> tuple[in
     return total, (nnz / count if count else 1.0)
 
 
-def _scratch_bytes(model: nn.Module) -> int:
+def _scratch_bytes(graph) -> int:
+    """The generated C's largest scratch buffer: two im2col columns of a dense convolution, or
+    one padded input plane of a depthwise one (edgeprune.deploy.cgen sizes it the same way)."""
     best = 0
-    for m in model.modules():
+    for n in graph.module_nodes():
+        m = n.module
         if isinstance(m, nn.modules.conv._ConvNd) and not isinstance(m, nn.modules.conv._ConvTransposeNd):
-            best = max(best, 2 * 2 * (m.in_channels // m.groups) * math.prod(m.kernel_size))
+            if m.groups == 1:
+                best = max(best, 2 * (m.in_channels // m.groups) * math.prod(m.kernel_size))
+            elif m.groups == m.in_channels and len(m.kernel_size) == 2 and any(m.padding) and n.inputs:
+                h, w = n.inputs[0].shape[-2:]
+                best = max(best, (h + 2 * m.padding[0]) * (w + 2 * m.padding[1]))
     return best
 
 
@@ -104,7 +112,7 @@ def model_cost(model: nn.Module, example_inputs: Any, profile: DeviceProfile, pr
     cycles = (executed * cycles_per_mac if cycles_per_mac is not None
               else executed * (sparse_overhead if sparse else 1.0) / profile.throughput(precision))
     activations = peak_activation_bytes(graph, vb)
-    scratch = _scratch_bytes(model) if precision == "int8" else 0
+    scratch = _scratch_bytes(graph) if precision == "int8" else 0
     outputs = sum(v.numel for n in graph.nodes for v in n.outputs if v.dtype.is_floating_point)
     energy_pj = (cycles * profile.pj_per_cycle + executed * vb * profile.pj_per_flash_byte
                  + (executed * vb + outputs * vb) * profile.pj_per_sram_byte)
