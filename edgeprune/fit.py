@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from edgeprune.devices import Budget, Check, DeviceCost, budget_table, check_budget, load_profile, model_cost
+from edgeprune.deploy.timing import FlashModel
 from edgeprune.errors import ConfigError
 from edgeprune.outputs import check_output, writing
 from edgeprune.training import TrainConfig, evaluate, take_samples, train
@@ -139,7 +140,8 @@ class _Fitter:
         self.space = ChannelSpace(self.model, self.x, "l1", round_to=self.profile.channel_multiple)
         self.candidates: list[Candidate] = []
         self.c_report: dict = {}
-        self.cycles_per_mac: float | None = None  # measured on the emulated core, once calibrated
+        self.cycles_per_mac: float | None = None  # measured on the emulated core (cores without a cost table)
+        self.latency_scale = 1.0  # emulated / kernel-table cycles (cores with one)
         self._exponents: np.ndarray | None = None
 
     def cost(self, keep) -> DeviceCost:
@@ -147,7 +149,20 @@ class _Fitter:
 
     def cost_of(self, model: nn.Module) -> DeviceCost:
         return model_cost(model, self.x, self.profile, self.cfg.precision, self.cfg.sparse,
-                          cycles_per_mac=self.cycles_per_mac)
+                          cycles_per_mac=self.cycles_per_mac, latency_scale=self.latency_scale)
+
+    def table_priced(self) -> bool:
+        from edgeprune.deploy.kernel_costs import has_core
+        return self.cfg.precision == "int8" and has_core(self.profile.core)
+
+    def calibrate(self, model: nn.Module, run, executed: int) -> None:
+        """Match the search's cost to `model`'s emulated cycles: scale the kernel table (or, for
+        a core without one, replace the MACs-per-cycle guess by the measured rate)."""
+        if self.table_priced():
+            table = model_cost(model, self.x, self.profile, self.cfg.precision, self.cfg.sparse).cycles
+            self.latency_scale = run.cycles / max(table, 1.0)
+        else:
+            self.cycles_per_mac = run.cycles / max(executed, 1)
 
     def can_emulate(self) -> bool:
         from edgeprune.deploy.emulate import BOARDS, toolchain_missing
@@ -163,7 +178,8 @@ class _Fitter:
         xs = torch.cat([x for x, _ in self.val])[:inputs].numpy()
         with tempfile.TemporaryDirectory(prefix="edgeprune-emu-") as tmp:
             gen = generate_c(qm, tmp, sparse=True)
-            check = emulate_and_check(qm, tmp, xs, self.profile.core, len(gen.marks), opt=self.profile.c_opt)
+            check = emulate_and_check(qm, tmp, xs, self.profile.core, len(gen.marks), opt=self.profile.c_opt,
+                                      flash=FlashModel.of(self.profile))
         return check.run, model_cost(model, self.x, self.profile, self.cfg.precision, self.cfg.sparse).executed_macs
 
     def ok(self, cost: DeviceCost) -> bool:
@@ -276,13 +292,16 @@ def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | 
     f.dense_cost = dense_cost = model_cost(f.model, f.x, f.profile, cfg.precision, cfg.sparse)
     _say(f"[fit] {f.profile.name}: dense model\n" + budget_table(check_budget(dense_cost, f.budget)))
     emulate = f.can_emulate()
-    if emulate:  # the search's latency from the kernels that will run, not a MACs-per-cycle guess
+    if emulate:  # the search's latency from the kernels that will run, checked on the dense model
         run, executed = f.emulated(f.model)
-        f.cycles_per_mac = run.cycles / max(executed, 1)
+        f.calibrate(f.model, run, executed)
+        how = (f"the kernel cost table's estimate x {f.latency_scale:.3f}" if f.table_priced()
+               else f"{f.cycles_per_mac:.2f} cycles per MAC (profile's guess: {1 / f.profile.throughput('int8'):.2f})")
         _say(f"[fit] emulated {f.profile.core} ({f.profile.c_opt}): dense model {run.instructions:,.0f} instructions, "
-             f"{f.cycles_per_mac:.2f} cycles per MAC (profile's estimate: {1 / f.profile.throughput('int8'):.2f}); "
-             "searching with the emulated cost")
+             f"{1e3 * run.cycles / f.profile.clock_hz:.1f} ms; searching with {how}")
         f.dense_cost = dense_cost = f.cost_of(f.model)
+    elif f.table_priced():
+        _say(f"[fit] latency from the kernel cost table for {f.profile.core} (no emulator here to check it)")
     f.smallest()
     for attempt in range(cfg.refits + 1):
         result = f.space.finalize(f.candidates[_choose(f)].keep)
@@ -295,10 +314,15 @@ def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | 
         if attempt == cfg.refits or (lat <= (f.budget.latency_ms or float("inf"))
                                      and energy <= (f.budget.energy_mj or float("inf"))):
             break
-        # narrower layers cost more per MAC: search again with the rate measured on this model
-        f.cycles_per_mac = max(measured, f.cycles_per_mac or 0.0) * 1.02
-        _say(f"[fit] emulated latency {lat:.1f} ms is over the budget; searching again at "
-             f"{f.cycles_per_mac:.2f} cycles per MAC")
+        # the estimate was low for this model: search again with the costs matched to it
+        before = f.cost_of(result.model).cycles
+        if f.table_priced():
+            f.latency_scale *= run.cycles / max(before, 1.0) * 1.02
+            how = f"the table's estimate x {f.latency_scale:.3f}"
+        else:
+            f.cycles_per_mac = max(measured, f.cycles_per_mac or 0.0) * 1.02
+            how = f"{f.cycles_per_mac:.2f} cycles per MAC"
+        _say(f"[fit] emulated latency {lat:.1f} ms is over the budget; searching again with {how}")
         f.candidates = []
     pruned = result.model
     pruned = result.model
@@ -420,7 +444,8 @@ def _deploy_c(pruned: nn.Module, f: "_Fitter", task, c_dir: Path, acc: dict, fil
     if f.can_emulate():
         from edgeprune.deploy.emulate import emulate_and_check
         _say(f"[fit] running the C on an emulated {f.profile.core} ({f.profile.c_opt}), checking it bit for bit")
-        emu = emulate_and_check(qm, c_dir, xs[:20], f.profile.core, len(gen.marks), opt=f.profile.c_opt)
+        emu = emulate_and_check(qm, c_dir, xs[:20], f.profile.core, len(gen.marks), opt=f.profile.c_opt,
+                                flash=FlashModel.of(f.profile))
         b, r = emu.build, emu.run
         target = CCheck(True, 0, 0, 0, b.text, b.data, b.bss, f"arm-none-eabi-gcc -mcpu={f.profile.core} {b.opt}")
         executed = model_cost(pruned, f.x, f.profile, f.cfg.precision, f.cfg.sparse).executed_macs
@@ -431,6 +456,7 @@ def _deploy_c(pruned: nn.Module, f: "_Fitter", task, c_dir: Path, acc: dict, fil
                     "cycles_per_instruction": r.cycles_per_instruction,
                     "cycle_model": "per-class (edgeprune.deploy.timing)" if r.cpi is not None
                     else f"flat {CYCLES_PER_INSTRUCTION[r.core]} per instruction", "instructions_by_class": r.by_class,
+                    "flash": r.flash or {"wait_states": f.profile.flash_wait_states},
                     "instructions_per_mac": r.instructions / max(executed, 1),
                     "latency_ms": r.latency_ms(f.profile.clock_hz), "energy_mj": cost.energy_mj,
                     "per_layer": [{"layer": n, "instructions": v} for n, v in zip(gen.marks, r.per_mark)]}

@@ -116,3 +116,90 @@ def test_cycle_model_counts_what_qemu_counts(tmp_path, quantized):
     assert abs(p.instructions - r.instructions) < 0.001 * r.instructions
     assert r.cpi == pytest.approx(p.cycles_per_instruction) and r.cycles == pytest.approx(r.instructions * r.cpi)
     assert p.by_class["mac"] > 0 and p.by_class["load"] > 0  # SMLADs and their loads
+
+
+# ep_run reads a 256-byte table in flash one byte at a time (volatile: no wider loads)
+TABLE_C = """#include "model.h"
+void ep_mark(int k);
+static const uint8_t table[256] = {""" + ", ".join(str(i * 7 % 251) for i in range(256)) + """};
+void ep_run(const int8_t *input, int8_t *output)
+{
+    const volatile uint8_t *p = table;
+    uint32_t s = 0;
+    ep_mark(0);
+    for (int i = 0; i < 256; i++)
+        s += p[i];
+    ep_mark(1);
+    output[0] = (int8_t)(s + (uint32_t)input[0]);
+}
+"""
+
+
+@needs_arm
+@needs_timing
+@pytest.mark.parametrize("core", ["cortex-m0plus", "cortex-m4"])
+def test_flash_wait_states_are_charged_per_missed_line(core, tmp_path):
+    from edgeprune.deploy.timing import FlashModel
+    (tmp_path / "model.h").write_text(LOOP_MODEL)
+    (tmp_path / "model.c").write_text(TABLE_C)
+    b = build(tmp_path, core, marks=2)
+    x = np.array([3], np.int8)
+    base = cycle_profile(b.elf, core, x, 1)
+    none = cycle_profile(b.elf, core, x, 1, FlashModel(wait_states=3, line_bytes=8, cache_lines=0))
+    lines = cycle_profile(b.elf, core, x, 1, FlashModel(wait_states=3, line_bytes=8, cache_lines=4))
+    # 256 byte reads of the table, plus a few literal-pool words (addresses, in ep_run and ep_mark)
+    assert 256 <= none.flash_reads <= 268 and none.flash_bytes - 256 == 4 * (none.flash_reads - 256)
+    assert none.flash_misses == none.flash_reads  # no cache: every read waits
+    assert 32 <= lines.flash_misses <= 32 + (lines.flash_reads - 256)  # one miss per 8-byte line streamed
+    for p in (none, lines):
+        assert p.instructions == base.instructions and base.flash_reads == 0  # not counted without wait states
+        assert p.wait_cycles == 3 * p.flash_misses and p.cycles == pytest.approx(base.cycles + p.wait_cycles)
+
+
+def test_kernel_cost_table_covers_every_kind_and_core_with_provenance():
+    from edgeprune.deploy import kernel_costs as kc
+    t = kc.table()
+    for key in ("measured", "command", "compiler", "emulator", "edgeprune_commit"):
+        assert t["provenance"].get(key), key
+    for core in BOARDS:
+        for kind in kc.KINDS:
+            e = kc.table()["cores"][core][kind]
+            for entry in e.values():
+                assert len(entry["cycles"]) == len(kc.FEATURES) and min(entry["cycles"]) >= 0
+                assert entry["max_relative_error"] < 0.6, (core, kind, entry["max_relative_error"])  # docs/kernels.md lists them
+
+
+def _depthwise_net():
+    from torch import nn
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.ReLU(),
+                         nn.Conv2d(16, 32, 1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 32, 3, padding=1, groups=32),
+                         nn.ReLU(), nn.Conv2d(32, 24, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 5))
+
+
+@needs_arm
+@needs_timing
+@pytest.mark.parametrize("name,shape,core", [("har_cnn", (6, 128), "cortex-m4"), ("har_cnn", (6, 128), "cortex-m0plus"),
+                                             ("lenet5", (1, 28, 28), "cortex-m7"), ("lenet5", (1, 28, 28), "cortex-m3"),
+                                             ("ds_cnn", (6, 128), "cortex-m4"), ("resnet8", (3, 32, 32), "cortex-m7"),
+                                             ("depthwise", (3, 24, 24), "cortex-m0plus"),
+                                             ("depthwise", (3, 24, 24), "cortex-m4")])
+def test_kernel_cost_table_predicts_whole_models(name, shape, core, tmp_path, quantized):
+    # the table was fitted on one-layer models; a whole model's emulated cycles must come out
+    # within 25 % (a stale table, a kind priced as another or a missed layer would not: those are
+    # off by 2-10x). Inside a model a layer can run up to ~20 % more instructions than alone
+    # (seen for a 1x1 convolution after a 3x3 one on the M4, not yet explained); fit scales the
+    # table to the emulated dense model, so that part is absorbed there.
+    from edgeprune.deploy import kernel_costs as kc
+    if name == "depthwise":
+        from edgeprune.deploy import quantize_model
+        torch.manual_seed(0)
+        m = _depthwise_net().eval()
+        qm = quantize_model(m, torch.randn(1, *shape), [torch.randn(16, *shape)])
+        xs = torch.randn(1, *shape).numpy()
+    else:
+        m, qm, xs = quantized(name, shape, 1)
+    gen = generate_c(qm, tmp_path, sparse=False)
+    r = emulate_and_check(qm, tmp_path, xs, core, len(gen.marks)).run
+    est = kc.estimate(kc.model_layers(m, torch.randn(1, *shape)), core)
+    assert not est.unpriced
+    assert est.cycles == pytest.approx(r.cycles, rel=0.25), (est.per_layer, r.per_mark)

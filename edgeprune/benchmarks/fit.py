@@ -6,8 +6,10 @@ Trains har_cnn on HAPT once (8 epochs, seed 0), then for each (device, latency b
 the whole fit: width search under every constraint, least squares + 4 fine-tuning epochs,
 int8 (ONNX Runtime and edgeprune's own integer C), generated C compiled and checked bit for bit
 against the Python reference, and, for Cortex-M profiles, run on the emulated core (QEMU,
-edgeprune.deploy.emulate): the search's latency is calibrated on that emulation, and the
-emulated latency of the fitted model is checked against the budget."""
+edgeprune.deploy.emulate): the search prices each layer with the stored kernel cost table
+(edgeprune.deploy.kernel_costs), scaled once to the emulated dense model, and the emulated
+latency of the fitted model (with the profile's flash wait states) is checked against the
+budget."""
 from __future__ import annotations
 
 import argparse
@@ -36,8 +38,10 @@ def run(out: str = "docs/fit.md", runs: str = "runs/fit-bench", targets=TARGETS,
         r = fit(model, task, FitConfig(device=device, latency_ms=latency), out_dir=Path(runs) / device, overwrite=True)
         s = r.summary()
         s["latency_budget"] = latency
-        # what the profile's MACs-per-cycle figure alone would have said about the fitted model
-        s["profile_estimate_ms"] = model_cost(r.model, torch.randn(1, *task.input_shape), load_profile(device)).latency_ms
+        # what the profile's MACs-per-cycle figure alone, and the kernel table unscaled, say about the fitted model
+        x = torch.randn(1, *task.input_shape)
+        s["profile_estimate_ms"] = model_cost(r.model, x, load_profile(device), kernel_costs=False).latency_ms
+        s["table_estimate_ms"] = model_cost(r.model, x, load_profile(device)).latency_ms
         rows.append(s)
         print(json.dumps({"device": device, "fits": r.fits, "accuracy": r.accuracy}), flush=True)
     lines = ["# Fitting the default HAPT model to microcontrollers (measured)", "",
@@ -68,21 +72,26 @@ def run(out: str = "docs/fit.md", runs: str = "runs/fit-bench", targets=TARGETS,
                      f"({s['c_code'].get('checked_inputs', 0)} inputs) | "
                      f"{s['cost']['macs'] / s['dense_cost']['macs']:.3f} | {widths} | {s['seconds']:.0f} |")
     lines += ["", "## Latency: estimate against emulation", "",
-              "Per fitted model: the latency the profile's `macs_per_cycle` alone gives, the search's "
-              "estimate after calibration on the emulated C (cycles per MAC measured), and the emulated "
-              "figure: instructions counted exactly on the emulated core (QEMU) x the cycles per "
-              "instruction of edgeprune.deploy.timing's per-class model (Unicorn + Capstone, cycles "
-              "from Arm's TRMs; zero wait states) / the clock.", "",
-              "| device | core | clock | budget | profile estimate | calibrated estimate | emulated | "
-              "instructions | instructions per MAC | C build |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "Per fitted model: the latency the profile's `macs_per_cycle` alone gives; the kernel cost "
+              "table's (edgeprune.deploy.kernel_costs: each layer priced by its kernel kind, core and shape "
+              "class, measured once on one-layer models, plus the profile's flash wait states); the search's "
+              "figure (the table scaled to the emulated dense model); and the emulated figure: instructions "
+              "counted exactly on the emulated core (QEMU) x the cycles per instruction of "
+              "edgeprune.deploy.timing's per-class model (Unicorn + Capstone, cycles from Arm's TRMs) plus "
+              "the flash wait states on the data reads that miss the profile's flash cache, / the clock.", "",
+              "| device | core | clock | flash wait states | budget | profile estimate | kernel table | search | "
+              "emulated | of which flash waits | instructions | instructions per MAC | C build |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in rows:
         emu = s["c_code"].get("emulated")
         if not emu:
             continue
         cal = next(c["value"] for c in s["checks"] if c["name"] == "latency")
         prof = load_profile(s["device"])
-        lines.append(f"| {s['device']} | {emu['core']} | {prof.clock_hz / 1e6:.0f} MHz | {s['latency_budget']:.0f} ms | "
-                     f"{s['profile_estimate_ms']:.2f} ms | {cal:.2f} ms | {emu['latency_ms']:.2f} ms | "
+        waits = 1e3 * emu.get("flash", {}).get("wait_cycles", 0.0) / prof.clock_hz
+        lines.append(f"| {s['device']} | {emu['core']} | {prof.clock_hz / 1e6:.0f} MHz | {prof.flash_wait_states} | "
+                     f"{s['latency_budget']:.0f} ms | {s['profile_estimate_ms']:.2f} ms | {s['table_estimate_ms']:.2f} ms | "
+                     f"{cal:.2f} ms | {emu['latency_ms']:.2f} ms | {waits:.2f} ms | "
                      f"{emu['instructions']:,.0f} | {emu['instructions_per_mac']:.2f} | "
                      f"{emu['opt']}, {(s['c_code']['text'] + s['c_code']['data']) / 1024:.1f} KiB flash |")
     lines += ["", "Accuracy on HAPT's held-out users 22-30. Each run writes its report: "

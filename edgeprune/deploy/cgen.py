@@ -168,7 +168,11 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
                     acc_need = max(acc_need, oshape[1])
                     calls.append(f"ep_conv1d_sparse({x}, {geo}, v{k}, c{k}, r{k}, b{k}, m{k}, s{k}, {tail}, acc);")
                 else:
-                    calls.append(f"ep_conv1d({x}, {geo}, w{k}, b{k}, m{k}, s{k}, {tail}, {'col' if a['groups'] == 1 else 0});")
+                    padded = a["groups"] == ishape[0] and a["padding"] > 0
+                    if padded:  # depthwise: one input row with its padding
+                        col_need = max(col_need, ishape[1] + 2 * a["padding"])
+                    scratch = "col" if a["groups"] == 1 or padded else 0
+                    calls.append(f"ep_conv1d({x}, {geo}, w{k}, b{k}, m{k}, s{k}, {tail}, {scratch});")
             else:
                 geo = f"{ishape[0]}, {ishape[1]}, {ishape[2]}, {y}, {oshape[0]}, {oshape[1]}, {oshape[2]}"
                 tail = (f"{w.shape[2]}, {w.shape[3]}, {a['stride'][0]}, {a['stride'][1]}, {a['padding'][0]}, "

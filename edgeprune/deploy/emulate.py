@@ -123,6 +123,7 @@ class EmulatedRun:
     per_mark: list[float] = field(default_factory=list)  # per inference, the layers of Generated.marks
     cpi: float | None = None  # cycles per instruction from the class model (edgeprune.deploy.timing)
     by_class: dict = field(default_factory=dict)  # executed instructions per class, first input
+    flash: dict = field(default_factory=dict)  # the flash model and its reads, misses, wait cycles
 
     @property
     def cycles_per_instruction(self) -> float:
@@ -173,18 +174,25 @@ class EmulatedCheck:
 
 
 def emulate_and_check(model, c_dir: str | os.PathLike, inputs: np.ndarray, core: str, marks: int,
-                      opt: str = "-O2", raise_on_mismatch: bool = True, timing: bool = True) -> EmulatedCheck:
+                      opt: str = "-O2", raise_on_mismatch: bool = True, timing: bool = True,
+                      flash=None) -> EmulatedCheck:
     """Build the generated C for `core`, run it emulated on `inputs` (float samples), compare
     every output with the Python int8 reference (they must be equal). With `timing` (and
     unicorn + capstone installed), the first input also runs through the per-class cycle model
-    (edgeprune.deploy.timing), whose cycles per instruction then price the QEMU count."""
+    (edgeprune.deploy.timing), whose cycles per instruction then price the QEMU count; `flash`
+    (a timing.FlashModel, e.g. FlashModel.of(profile)) adds the flash wait states."""
     b = build(c_dir, core, marks, opt)
     xq = np.stack([model.quantize_input(x) for x in inputs]).astype(np.int8)
     r = run(b, xq, marks)
     if timing and cycle_model_missing() is None:  # what the executed instructions cost, by class
         from edgeprune.deploy.timing import cycle_profile
-        prof = cycle_profile(b.elf, core, xq[0], r.outputs.shape[1])
+        prof = cycle_profile(b.elf, core, xq[0], r.outputs.shape[1], flash)
         r.cpi, r.by_class = prof.cycles_per_instruction, prof.by_class
+        if flash is not None and flash.wait_states:
+            r.flash = {"wait_states": flash.wait_states, "line_bytes": flash.line_bytes,
+                       "cache_lines": flash.cache_lines, "reads": prof.flash_reads, "misses": prof.flash_misses,
+                       "bytes": prof.flash_bytes,
+                       "wait_cycles": prof.wait_cycles}
     want = np.stack([model.run(x).reshape(-1) for x in xq])
     mism = int((r.outputs != want).any(1).sum())
     check = EmulatedCheck(mism == 0, len(xq), mism, r, b)

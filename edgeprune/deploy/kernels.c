@@ -4,36 +4,49 @@
 #include <stdint.h>
 #include <string.h>
 
-static int32_t ep_requant(int32_t acc, int32_t m0, int32_t shift)
+/* The layer kernels are neither inlined nor specialised per call site: a model calls each with
+ * many shapes, and a kernel's cost must not depend on how many layers share it (the stored
+ * kernel costs, edgeprune.deploy.kernel_costs, are measured on one-layer models). */
+#if defined(__GNUC__) && !defined(__clang__)
+/* and their short copy loops (a kernel row of im2col) stay loops: as memcpy calls their cost
+ * would depend on the buffers' alignment, i.e. on the model around them */
+#define EP_KERNEL __attribute__((noinline, noclone, optimize("no-tree-loop-distribute-patterns")))
+#else
+#define EP_KERNEL __attribute__((noinline))
+#endif
+/* their helpers are always inlined, for the same reason: how gcc would decide depends on which
+ * other kernels the model uses */
+#define EP_INLINE static inline __attribute__((always_inline))
+
+EP_INLINE int32_t ep_requant(int32_t acc, int32_t m0, int32_t shift)
 {
+    /* floor((acc * m0 + 2^(shift-1)) / 2^shift) from the high word of acc * m0: for shift = 32 + t,
+     * t > 0 (every multiplier below 1/2), it is (hi + 2^(t-1)) >> t, because the low word cannot
+     * carry into it, so the cost does not depend on the shift. Right shifts of negative values
+     * are arithmetic in gcc and clang (implementation-defined in C99, documented by both). */
 #if defined(__ARM_ARCH_6M__)
-    /* ARMv6-M has no 32x32->64 multiply (gcc would call a 64x64 routine): the high word of
-     * acc * m0 from four 16-bit partial products, each exact in 32 bits as 2^30 <= m0 < 2^31.
-     * For shift = 32 + t, t > 0, floor((P + 2^(shift-1)) / 2^shift) = (hi + 2^(t-1)) >> t: the
-     * low word cannot carry into it. gcc's >> of a negative value is arithmetic (documented). */
+    /* no 32x32->64 multiply on ARMv6-M (gcc would call a 64x64 routine): four 16-bit partial
+     * products, each exact in 32 bits as 2^30 <= m0 < 2^31 */
     uint32_t al = (uint32_t)acc & 0xffffu, ml = (uint32_t)m0 & 0xffffu;
     int32_t ah = acc >> 16, mh = m0 >> 16;
     uint32_t ll = al * ml;
     int32_t x1 = ah * (int32_t)ml, x2 = (int32_t)(al * (uint32_t)mh);
     uint32_t mid = (ll >> 16) + ((uint32_t)x1 & 0xffffu) + ((uint32_t)x2 & 0xffffu);
     int32_t hi = ah * mh + (x1 >> 16) + (x2 >> 16) + (int32_t)(mid >> 16);
+    uint32_t lo = (mid << 16) | (ll & 0xffffu);
+#else
+    int64_t prod = (int64_t)acc * (int64_t)m0; /* one SMULL */
+    int32_t hi = (int32_t)(prod >> 32);
+    uint32_t lo = (uint32_t)prod;
+#endif
     if (shift > 32)
         return (hi + (1 << (shift - 33))) >> (shift - 32);
-    uint32_t lo = (mid << 16) | (ll & 0xffffu);
     if (shift == 32)
         return hi + (int32_t)(lo >> 31);
     return (int32_t)(((int64_t)hi * 4294967296LL + lo + ((int64_t)1 << (shift - 1))) >> shift);
-#else
-    /* floor((acc * m0 + 2^(shift-1)) / 2^shift), written so that it does not rely on the
-     * implementation-defined right shift of negative numbers */
-    int64_t p = (int64_t)acc * (int64_t)m0 + ((int64_t)1 << (shift - 1));
-    if (p >= 0)
-        return (int32_t)(p >> shift);
-    return (int32_t)(-((-p + ((int64_t)1 << shift) - 1) >> shift));
-#endif
 }
 
-static int8_t ep_clamp(int32_t v, int32_t lo)
+EP_INLINE int8_t ep_clamp(int32_t v, int32_t lo)
 {
     if (v < lo) v = lo;
     if (v > 127) v = 127;
@@ -107,9 +120,11 @@ __asm__(
 #endif
 
 #if defined(__ARM_ARCH_6M__)
-__attribute__((noinline)) /* inlined into a convolution, its pointers spill to the stack */
+__attribute__((noinline)) static /* inlined into a convolution, its pointers spill to the stack */
+#else
+EP_INLINE
 #endif
-static void ep_dot2(const int8_t *col, const int8_t *w0, const int8_t *w1, int n, int32_t *a0, int32_t *a1)
+void ep_dot2(const int8_t *col, const int8_t *w0, const int8_t *w1, int n, int32_t *a0, int32_t *a1)
 {
     int32_t s0 = *a0, s1 = *a1;
     int i = 0;
@@ -150,7 +165,7 @@ static void ep_dot2(const int8_t *col, const int8_t *w0, const int8_t *w1, int n
 }
 
 /* a[0..3] += (w0, c0), (w1, c0), (w0, c1), (w1, c1): two columns share each weight load */
-static void ep_dot2x2(const int8_t *c0, const int8_t *c1, const int8_t *w0, const int8_t *w1, int n, int32_t *a)
+EP_INLINE void ep_dot2x2(const int8_t *c0, const int8_t *c1, const int8_t *w0, const int8_t *w1, int n, int32_t *a)
 {
     int32_t s00 = a[0], s10 = a[1], s01 = a[2], s11 = a[3];
     int i = 0;
@@ -203,7 +218,7 @@ static void ep_dot2x2(const int8_t *c0, const int8_t *c1, const int8_t *w0, cons
     a[3] = s11;
 }
 
-static int32_t ep_dot1(const int8_t *col, const int8_t *w0, int n)
+EP_INLINE int32_t ep_dot1(const int8_t *col, const int8_t *w0, int n)
 {
     int32_t s0 = 0;
     int i = 0;
@@ -220,7 +235,7 @@ static int32_t ep_dot1(const int8_t *col, const int8_t *w0, int n)
 }
 
 /* every output channel for one column: y[co * step] */
-static void ep_column_out(const int8_t *col, int n, int8_t *y, int step, int cout, const int8_t *w,
+EP_INLINE void ep_column_out(const int8_t *col, int n, int8_t *y, int step, int cout, const int8_t *w,
                           const int32_t *bias, const int32_t *m0, const int32_t *sh, int32_t zo, int32_t lo)
 {
     int co = 0;
@@ -245,7 +260,7 @@ static void ep_column_out(const int8_t *col, int n, int8_t *y, int step, int cou
 }
 
 /* every output channel for two columns (output positions y0[co * step], y1[co * step]) */
-static void ep_columns_out2(const int8_t *col, int n, int8_t *y0, int8_t *y1, int step, int cout, const int8_t *w,
+EP_INLINE void ep_columns_out2(const int8_t *col, int n, int8_t *y0, int8_t *y1, int step, int cout, const int8_t *w,
                             const int32_t *bias, const int32_t *m0, const int32_t *sh, int32_t zo, int32_t lo)
 {
 #if defined(EP_DOT4)
@@ -273,7 +288,7 @@ static void ep_columns_out2(const int8_t *col, int n, int8_t *y0, int8_t *y1, in
 /* y[co][o] for a 1-D convolution, dense weights w[co][ci_in_group][k]; groups == 1 takes the
  * column path (bias with the zero point folded in, col: 2 cin k bytes), grouped convolutions
  * the direct one (plain bias), with the padding cut out of the tap loop */
-static void ep_conv1d(const int8_t *x, int cin, int lin, int8_t *y, int cout, int lout,
+EP_KERNEL static void ep_conv1d(const int8_t *x, int cin, int lin, int8_t *y, int cout, int lout,
                       const int8_t *w, const int32_t *bias, const int32_t *m0, const int32_t *sh,
                       int k, int stride, int pad, int groups, int32_t zi, int32_t zo, int relu, int8_t *col)
 {
@@ -302,6 +317,39 @@ static void ep_conv1d(const int8_t *x, int cin, int lin, int8_t *y, int cout, in
         return;
     }
     int cig = cin / groups, cog = cout / groups;
+    if (cig == 1 && (col || pad == 0)) {
+        /* depthwise: each input row copied once into col with its padding (the zero point), the
+         * zero point folded into the bias, no bounds check per tap */
+        for (int co = 0; co < cout; co++) {
+            const int8_t *row = x + (co / cog) * lin, *wc = w + co * k;
+            if (pad) {
+                if (co % cog == 0) {
+                    memset(col, (int8_t)zi, (size_t)pad);
+                    memcpy(col + pad, row, (size_t)lin);
+                    memset(col + pad + lin, (int8_t)zi, (size_t)pad);
+                }
+                row = col;
+            }
+            int32_t wsum = 0;
+            for (int i = 0; i < k; i++)
+                wsum += wc[i];
+            int32_t inner = bias[co] - zi * wsum, mc = m0[co], sc = sh[co];
+            int8_t *yr = y + co * lout;
+            if (k == 3) {
+                int32_t k0 = wc[0], k1 = wc[1], k2 = wc[2];
+                for (int o = 0; o < lout; o++, row += stride)
+                    yr[o] = ep_clamp(ep_requant(inner + row[0] * k0 + row[1] * k1 + row[2] * k2, mc, sc) + zo, lo);
+            } else {
+                for (int o = 0; o < lout; o++, row += stride) {
+                    int32_t acc = inner;
+                    for (int kk = 0; kk < k; kk++)
+                        acc += (int32_t)row[kk] * wc[kk];
+                    yr[o] = ep_clamp(ep_requant(acc, mc, sc) + zo, lo);
+                }
+            }
+        }
+        return;
+    }
     for (int co = 0; co < cout; co++) {
         const int8_t *xg = x + (co / cog) * cig * lin;
         const int8_t *wc = w + co * cig * k;
@@ -321,7 +369,7 @@ static void ep_conv1d(const int8_t *x, int cin, int lin, int8_t *y, int cout, in
 }
 
 /* the same with CSR weights: row co holds (column = ci * k + kk, value) pairs; acc is int32[lout] */
-static void ep_conv1d_sparse(const int8_t *x, int cin, int lin, int8_t *y, int cout, int lout,
+EP_KERNEL static void ep_conv1d_sparse(const int8_t *x, int cin, int lin, int8_t *y, int cout, int lout,
                              const int8_t *vals, const uint16_t *cols, const uint32_t *rows,
                              const int32_t *bias, const int32_t *m0, const int32_t *sh,
                              int k, int stride, int pad, int groups, int32_t zi, int32_t zo, int relu,
@@ -350,7 +398,7 @@ static void ep_conv1d_sparse(const int8_t *x, int cin, int lin, int8_t *y, int c
 /* one depthwise output plane from an input plane (row stride wp) that holds every window:
  * sum x w with the zero point folded into `inner`; 3x3 windows unrolled with the taps in
  * registers or on the stack */
-static void ep_dw_plane(const int8_t *xp, int wp, int8_t *yr, int oh, int ow, int kh, int kw, int sy, int sx,
+EP_INLINE void ep_dw_plane(const int8_t *xp, int wp, int8_t *yr, int oh, int ow, int kh, int kw, int sy, int sx,
                         const int8_t *wc, int32_t inner, int32_t m0, int32_t sh, int32_t zo, int32_t lo)
 {
     if (kh == 3 && kw == 3) {
@@ -378,7 +426,7 @@ static void ep_dw_plane(const int8_t *xp, int wp, int8_t *yr, int oh, int ow, in
         }
 }
 
-static void ep_conv2d(const int8_t *x, int cin, int h, int wd, int8_t *y, int cout, int oh, int ow,
+EP_KERNEL static void ep_conv2d(const int8_t *x, int cin, int h, int wd, int8_t *y, int cout, int oh, int ow,
                       const int8_t *w, const int32_t *bias, const int32_t *m0, const int32_t *sh,
                       int kh, int kw, int sy, int sx, int py, int px, int groups, int32_t zi, int32_t zo,
                       int relu, int8_t *col)
@@ -494,7 +542,7 @@ static void ep_conv2d(const int8_t *x, int cin, int h, int wd, int8_t *y, int co
     }
 }
 
-static void ep_conv2d_sparse(const int8_t *x, int cin, int h, int wd, int8_t *y, int cout, int oh, int ow,
+EP_KERNEL static void ep_conv2d_sparse(const int8_t *x, int cin, int h, int wd, int8_t *y, int cout, int oh, int ow,
                              const int8_t *vals, const uint16_t *cols, const uint32_t *rows,
                              const int32_t *bias, const int32_t *m0, const int32_t *sh,
                              int kh, int kw, int sy, int sx, int py, int px, int groups, int32_t zi,
@@ -526,14 +574,14 @@ static void ep_conv2d_sparse(const int8_t *x, int cin, int h, int wd, int8_t *y,
 }
 
 /* bias with the zero point folded in (see above) */
-static void ep_linear(const int8_t *x, int n, int8_t *y, int m, const int8_t *w, const int32_t *bias,
+EP_KERNEL static void ep_linear(const int8_t *x, int n, int8_t *y, int m, const int8_t *w, const int32_t *bias,
                       const int32_t *m0, const int32_t *sh, int32_t zi, int32_t zo, int relu)
 {
     (void)zi;
     ep_column_out(x, n, y, 1, m, w, bias, m0, sh, zo, relu ? zo : -128);
 }
 
-static void ep_linear_sparse(const int8_t *x, int8_t *y, int m, const int8_t *vals, const uint16_t *cols,
+EP_KERNEL static void ep_linear_sparse(const int8_t *x, int8_t *y, int m, const int8_t *vals, const uint16_t *cols,
                              const uint32_t *rows, const int32_t *bias, const int32_t *m0, const int32_t *sh,
                              int32_t zi, int32_t zo, int relu)
 {
@@ -545,47 +593,51 @@ static void ep_linear_sparse(const int8_t *x, int8_t *y, int m, const int8_t *va
     }
 }
 
-static void ep_relu(const int8_t *x, int8_t *y, int n, int32_t z)
+EP_KERNEL static void ep_relu(const int8_t *x, int8_t *y, int n, int32_t z)
 {
     for (int i = 0; i < n; i++)
         y[i] = x[i] < z ? (int8_t)z : x[i];
 }
 
-static void ep_maxpool1d(const int8_t *x, int c, int lin, int8_t *y, int lout, int k, int stride, int pad)
+/* max pooling with the window clipped to the input once per output (padding counts as -128,
+ * below every value, so a clipped tap changes nothing) */
+EP_KERNEL static void ep_maxpool1d(const int8_t *x, int c, int lin, int8_t *y, int lout, int k, int stride, int pad)
 {
-    for (int ch = 0; ch < c; ch++)
+    for (int ch = 0; ch < c; ch++, x += lin, y += lout)
         for (int o = 0; o < lout; o++) {
+            int start = o * stride - pad;
+            int k0 = start < 0 ? -start : 0, k1 = start + k > lin ? lin - start : k;
             int32_t best = -128;
-            for (int kk = 0; kk < k; kk++) {
-                int pos = o * stride - pad + kk;
-                if (pos >= 0 && pos < lin && x[ch * lin + pos] > best)
-                    best = x[ch * lin + pos];
-            }
-            y[ch * lout + o] = (int8_t)best;
+            for (int kk = k0; kk < k1; kk++)
+                if (x[start + kk] > best)
+                    best = x[start + kk];
+            y[o] = (int8_t)best;
         }
 }
 
-static void ep_maxpool2d(const int8_t *x, int c, int h, int wd, int8_t *y, int oh, int ow,
+EP_KERNEL static void ep_maxpool2d(const int8_t *x, int c, int h, int wd, int8_t *y, int oh, int ow,
                          int kh, int kw, int sy, int sx, int py, int px)
 {
-    for (int ch = 0; ch < c; ch++)
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
+    for (int ch = 0; ch < c; ch++, x += h * wd)
+        for (int oy = 0; oy < oh; oy++) {
+            int iy0 = oy * sy - py;
+            int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = iy0 + kh > h ? h - iy0 : kh;
+            for (int ox = 0; ox < ow; ox++, y++) {
+                int ix0 = ox * sx - px;
+                int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + kw > wd ? wd - ix0 : kw;
                 int32_t best = -128;
-                for (int ky = 0; ky < kh; ky++) {
-                    int iy = oy * sy - py + ky;
-                    if (iy < 0 || iy >= h) continue;
-                    for (int kx = 0; kx < kw; kx++) {
-                        int ix = ox * sx - px + kx;
-                        if (ix >= 0 && ix < wd && x[(ch * h + iy) * wd + ix] > best)
-                            best = x[(ch * h + iy) * wd + ix];
-                    }
+                for (int ky = ky0; ky < ky1; ky++) {
+                    const int8_t *r = x + (iy0 + ky) * wd + ix0;
+                    for (int kx = kx0; kx < kx1; kx++)
+                        if (r[kx] > best)
+                            best = r[kx];
                 }
-                y[(ch * oh + oy) * ow + ox] = (int8_t)best;
+                *y = (int8_t)best;
             }
+        }
 }
 
-static void ep_gap(const int8_t *x, int c, int n, int8_t *y, int32_t zi, int32_t zo, int32_t m0, int32_t sh)
+EP_KERNEL static void ep_gap(const int8_t *x, int c, int n, int8_t *y, int32_t zi, int32_t zo, int32_t m0, int32_t sh)
 {
     for (int ch = 0; ch < c; ch++) {
         int32_t acc = 0;
@@ -595,7 +647,7 @@ static void ep_gap(const int8_t *x, int c, int n, int8_t *y, int32_t zi, int32_t
     }
 }
 
-static void ep_add(const int8_t *a, const int8_t *b, int8_t *y, int n, int32_t za, int32_t zb, int32_t zo,
+EP_KERNEL static void ep_add(const int8_t *a, const int8_t *b, int8_t *y, int n, int32_t za, int32_t zb, int32_t zo,
                    int32_t ma, int32_t sa, int32_t mb, int32_t sb, int relu)
 {
     for (int i = 0; i < n; i++) {

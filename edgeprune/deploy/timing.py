@@ -21,9 +21,16 @@ instruction timings"), with their simplifications:
     divide               - (none)       2-12: 7         2-12: 7         2-12: 7
 
 P is the pipeline refill (1-3 on M3/M4; we take 2). The M7 is dual-issue with a branch
-predictor and caches: we charge 1 cycle per instruction (loads from TCM, no dual-issue credit),
-which is a deliberate upper bound. Memory is zero-wait-state: flash wait states, caches and
-the STM32 ART accelerator are not modelled. This is a model, not a cycle-accurate simulator."""
+predictor and caches: we charge 1 cycle per instruction (no dual-issue credit), which is a
+deliberate upper bound.
+
+Flash (FlashModel, from the device profile): code, constants and weights live in flash, which
+at high clocks needs wait states (e.g. 4 on an STM32L4 at 80 MHz). Every data read from flash
+(weights, literal pools) that misses the last `cache_lines` lines of `line_bytes` read (an LRU:
+the data cache or line buffers in front of the flash; 0 = none) costs `wait_states` more
+cycles. Instruction fetches are taken as hidden by the prefetch buffer and instruction cache
+(kernel loops are short); a cold instruction cache is not modelled. This is a model, not a
+cycle-accurate simulator."""
 from __future__ import annotations
 
 import shutil
@@ -113,6 +120,17 @@ def _cost(core: str, cls: str, mnemonic: str, op_str: str, taken: bool, after_lo
     return 1.0
 
 
+@dataclass(frozen=True)
+class FlashModel:
+    wait_states: int = 0
+    line_bytes: int = 8
+    cache_lines: int = 0
+
+    @classmethod
+    def of(cls, profile) -> "FlashModel":
+        return cls(profile.flash_wait_states, profile.flash_line_bytes, profile.flash_cache_lines)
+
+
 @dataclass
 class CycleProfile:
     core: str
@@ -120,6 +138,10 @@ class CycleProfile:
     cycles: float
     by_class: dict[str, int] = field(default_factory=dict)  # executed instructions per class
     by_function: dict[str, int] = field(default_factory=dict)  # executed instructions per C function
+    flash_reads: int = 0  # data reads from flash (counted only when the flash model has wait states)
+    flash_misses: int = 0  # of which missed the line cache: each cost the wait states
+    flash_bytes: int = 0  # bytes those reads fetched
+    wait_cycles: float = 0.0  # included in cycles
 
     @property
     def cycles_per_instruction(self) -> float:
@@ -159,9 +181,11 @@ def _load(uc, elf: Path) -> None:
             uc.mem_write(vaddr, data[off:off + filesz])
 
 
-def cycle_profile(elf: str | Path, core: str, input_q: np.ndarray, output_size: int) -> CycleProfile:
+def cycle_profile(elf: str | Path, core: str, input_q: np.ndarray, output_size: int,
+                  flash: FlashModel | None = None) -> CycleProfile:
     """Run ep_run once on `input_q` (int8) in Unicorn; executed instructions by class and cycles
-    by the module's timing table. The outputs are not compared here (QEMU's run does that)."""
+    by the module's timing table, plus `flash`'s wait states on data reads from flash. The
+    outputs are not compared here (QEMU's run does that)."""
     why = missing()
     if why:
         raise ConfigError(why)
@@ -194,6 +218,27 @@ def cycle_profile(elf: str | Path, core: str, input_q: np.ndarray, output_size: 
         last[0] = key
 
     uc.hook_add(unicorn.UC_HOOK_BLOCK, on_block)
+    flash = flash or FlashModel()
+    reads = [0, 0, 0]  # flash data reads, misses, bytes
+    if flash.wait_states:
+        lines: list[int] = []  # most recent last
+        shift = flash.line_bytes.bit_length() - 1
+
+        def on_read(_uc, _access, address, size, _value, _user):
+            reads[0] += 1
+            reads[2] += size
+            for line in range(address >> shift, ((address + size - 1) >> shift) + 1):
+                if line in lines:
+                    if lines[-1] != line:
+                        lines.remove(line)
+                        lines.append(line)
+                    continue
+                reads[1] += 1
+                lines.append(line)
+                if len(lines) > flash.cache_lines:
+                    del lines[0]
+
+        uc.hook_add(unicorn.UC_HOOK_MEM_READ, on_read, begin=_CODE, end=_CODE + _SIZE - 1)
     try:
         uc.emu_start(sym["ep_run"] | 1, _RETURN, timeout=0, count=0)
     except unicorn.UcError as exc:
@@ -219,4 +264,5 @@ def cycle_profile(elf: str | Path, core: str, input_q: np.ndarray, output_size: 
         i = int(np.searchsorted(starts, address, side="right")) - 1
         name = spans[i][2] if i >= 0 and address < spans[i][1] else "?"
         by_function[name] = by_function.get(name, 0) + n * len(insns)
-    return CycleProfile(core, instructions, cycles, by_class, by_function)
+    wait = float(reads[1] * flash.wait_states)
+    return CycleProfile(core, instructions, cycles + wait, by_class, by_function, reads[0], reads[1], reads[2], wait)

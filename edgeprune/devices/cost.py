@@ -8,11 +8,12 @@
   at the precision's element size), plus the generated C's largest scratch buffer (two int8
   im2col columns of a dense convolution, or a depthwise convolution's padded input plane),
   plus the runtime's fixed cost.
-- Latency: executed MACs / (MACs per cycle x clock), or executed MACs x a measured number of
-  cycles per MAC (`cycles_per_mac`, calibrated by edgeprune.fit on the generated C run on an
-  emulated core). With sparse kernels only non-zero weights
-  are executed, each costing `sparse_overhead` dense MACs (index decoding; an estimate until the
-  C kernels are measured).
+- Latency: for int8 on a Cortex-M core, the sum over layers of edgeprune's C kernels' measured
+  costs (edgeprune.deploy.kernel_costs: per kernel kind, core and shape class) plus the
+  profile's flash wait states; or executed MACs x a measured number of cycles per MAC
+  (`cycles_per_mac`); else executed MACs / (MACs per cycle x clock), where with sparse
+  kernels only non-zero weights are executed, each costing `sparse_overhead` dense MACs (the
+  table prices edgeprune's CSR kernels as measured instead).
 - Energy, after Yang, Chen & Sze (CVPR 2017): E = E_compute + E_data, with E_compute = cycles x
   energy per active cycle and E_data = sum over memory levels of accesses x cost per access,
   under a stated dataflow: every executed MAC reads its weight from flash and its input from
@@ -29,6 +30,7 @@ from typing import Any
 
 from torch import nn
 
+from edgeprune.deploy import kernel_costs as kc
 from edgeprune.devices.profiles import Budget, DeviceProfile
 from edgeprune.errors import ConfigError
 from edgeprune.graph.trace import trace
@@ -52,6 +54,8 @@ class DeviceCost:
     activation_bytes: int
     scratch_bytes: int
     measured_latency_ms: float | None = None
+    cycles: float = 0.0
+    latency_source: str = "profile macs_per_cycle"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,7 +85,7 @@ def _weights_bytes(model: nn.Module, value_bytes: int, sparse: bool) -> tuple[in
 
 def _scratch_bytes(graph) -> int:
     """The generated C's largest scratch buffer: two im2col columns of a dense convolution, or
-    one padded input plane of a depthwise one (edgeprune.deploy.cgen sizes it the same way)."""
+    one padded input plane (row) of a depthwise one (edgeprune.deploy.cgen sizes it the same way)."""
     best = 0
     for n in graph.module_nodes():
         m = n.module
@@ -91,15 +95,22 @@ def _scratch_bytes(graph) -> int:
             elif m.groups == m.in_channels and len(m.kernel_size) == 2 and any(m.padding) and n.inputs:
                 h, w = n.inputs[0].shape[-2:]
                 best = max(best, (h + 2 * m.padding[0]) * (w + 2 * m.padding[1]))
+            elif m.groups == m.in_channels and len(m.kernel_size) == 1 and m.padding[0] and n.inputs:
+                best = max(best, n.inputs[0].shape[-1] + 2 * m.padding[0])
     return best
 
 
 def model_cost(model: nn.Module, example_inputs: Any, profile: DeviceProfile, precision: str = "int8",
                sparse: bool = False, sparse_overhead: float = 1.5, measure_host: bool = False,
-               cycles_per_mac: float | None = None) -> DeviceCost:
-    """Estimate `model` (batch 1 example inputs) on `profile`; see the module docstring. With
-    `cycles_per_mac` (measured: edgeprune.fit calibrates it on the emulated C), latency and
-    energy use it instead of the profile's MACs per cycle."""
+               cycles_per_mac: float | None = None, kernel_costs: bool = True,
+               latency_scale: float = 1.0) -> DeviceCost:
+    """Estimate `model` (batch 1 example inputs) on `profile`; see the module docstring.
+
+    Cycles, in order of preference: `cycles_per_mac` x executed MACs (a measured rate); with
+    `kernel_costs`, int8 and a core in edgeprune.deploy.kernel_costs' table, the sum of the
+    stored per-kernel costs of every layer plus the profile's flash wait states, times
+    `latency_scale` (edgeprune.fit sets it from the emulated model); else executed MACs over
+    the profile's MACs per cycle."""
     if precision not in PRECISION_BYTES:
         raise ConfigError(f"precision must be one of {sorted(PRECISION_BYTES)}, got {precision!r}")
     vb = PRECISION_BYTES[precision]
@@ -109,8 +120,18 @@ def model_cost(model: nn.Module, example_inputs: Any, profile: DeviceProfile, pr
     macs = count_macs(model, example_inputs, graph)
     weights, executed_fraction = _weights_bytes(model, vb, sparse)
     executed = int(round(macs * executed_fraction))
-    cycles = (executed * cycles_per_mac if cycles_per_mac is not None
-              else executed * (sparse_overhead if sparse else 1.0) / profile.throughput(precision))
+    source = "profile macs_per_cycle"
+    if cycles_per_mac is not None:
+        cycles, source = executed * cycles_per_mac, "measured cycles per MAC"
+    elif kernel_costs and precision == "int8" and profile.core and kc.has_core(profile.core):
+        est = kc.estimate(kc.model_layers(model, example_inputs, sparse, graph), profile.core)
+        wait = est.wait_cycles(profile.flash_wait_states, profile.flash_line_bytes, profile.flash_cache_lines)
+        cycles = (est.cycles + wait) * latency_scale
+        source = f"kernel cost table ({profile.core}, measured {kc.table()['provenance'].get('measured', '?')})"
+        if latency_scale != 1.0:
+            source += f" x {latency_scale:.3f} (emulated)"
+    else:
+        cycles = executed * (sparse_overhead if sparse else 1.0) / profile.throughput(precision)
     activations = peak_activation_bytes(graph, vb)
     scratch = _scratch_bytes(graph) if precision == "int8" else 0
     outputs = sum(v.numel for n in graph.nodes for v in n.outputs if v.dtype.is_floating_point)
@@ -125,7 +146,7 @@ def model_cost(model: nn.Module, example_inputs: Any, profile: DeviceProfile, pr
                       ram_bytes=activations + scratch + profile.runtime_ram_bytes,
                       latency_ms=1000.0 * cycles / profile.clock_hz, energy_mj=energy_pj * 1e-9, macs=macs,
                       executed_macs=executed, weight_bytes=weights, activation_bytes=activations,
-                      scratch_bytes=scratch, measured_latency_ms=measured)
+                      scratch_bytes=scratch, measured_latency_ms=measured, cycles=cycles, latency_source=source)
 
 
 @dataclass

@@ -31,6 +31,11 @@ class DeviceProfile:
     core: str = ""
     c_opt: str = "-O2"  # the optimisation level generated C is built with for this device
     channel_multiple: int = 1  # fit keeps channel counts a multiple of this (round_to)
+    # flash as the cycle model sees it (edgeprune.deploy.timing.FlashModel): wait states at clock_hz,
+    # bytes per flash read, and lines of the data cache or line buffers in front of it
+    flash_wait_states: int = 0
+    flash_line_bytes: int = 8
+    flash_cache_lines: int = 0
     sources: tuple[str, ...] = ()
     estimates: tuple[str, ...] = ()
 
@@ -103,6 +108,13 @@ def _from_table(name: str, table: dict) -> DeviceProfile:
     cm = kw.get("channel_multiple", 1)
     if not (isinstance(cm, int) and not isinstance(cm, bool) and 1 <= cm <= 64):
         raise ConfigError(f"{where}: channel_multiple must be a whole number from 1 to 64, got {cm!r}")
+    for k, lo, hi, default in (("flash_wait_states", 0, 15, 0), ("flash_line_bytes", 4, 64, 8),
+                               ("flash_cache_lines", 0, 4096, 0)):
+        v = kw.get(k, default)
+        if not (isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi):
+            raise ConfigError(f"{where}: {k} must be a whole number from {lo} to {hi}, got {v!r}")
+    if kw.get("flash_line_bytes", 8) & (kw.get("flash_line_bytes", 8) - 1):
+        raise ConfigError(f"{where}: flash_line_bytes must be a power of two, got {kw['flash_line_bytes']!r}")
     if kw.get("c_opt", "-O2") not in _OPTS:
         raise ConfigError(f"{where}: c_opt must be one of {_OPTS}, got {kw.get('c_opt')!r}")
     kw.setdefault("kind", "mcu")
