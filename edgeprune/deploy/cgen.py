@@ -71,6 +71,12 @@ def _csr(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return vals, cols, ptr
 
 
+def csr_pays(nnz: int, rows: int, size: int) -> bool:
+    """Whether CSR (int8 value + uint16 column per non-zero, uint32 row pointers) is smaller
+    than the dense int8 weights: the generator's choice, and the cost model's."""
+    return nnz * 3 + (rows + 1) * 4 < size
+
+
 def _mark_name(op, k: int) -> str:
     """A layer's label in per-layer counts: its kind, name where the model gave one."""
     name = op.attrs.get("name") if isinstance(op.attrs, dict) else None
@@ -131,7 +137,7 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
         if op.kind in ("conv", "linear"):
             w = a["w_q"]
             vals, cols, ptr = _csr(w)
-            use_sparse = sparse and vals.size * 3 + ptr.size * 4 < w.size
+            use_sparse = sparse and csr_pays(vals.size, w.shape[0], w.size)
             bias = np.asarray(a["b_q"], dtype=np.int64)
             if not use_sparse and (op.kind == "linear" or a["groups"] == 1):
                 # the dense column kernels take the input zero point folded into the bias

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from edgeprune.deploy.cgen import csr_pays
 from edgeprune.errors import ConfigError
 
 FEATURES = ("macs", "outputs", "copied_bytes", "border_bytes", "loop_runs", "input_elements", "calls")
@@ -79,7 +80,7 @@ def _conv_layer(name: str, m: nn.Module, x_shape: tuple, y_shape: tuple, sparse:
     w = m.weight.detach()
     nnz = int((w != 0).sum())
     dims = len(m.kernel_size)
-    csr = sparse and nnz * 3 + (cout + 1) * 4 < w.numel()  # the generator's choice (cgen)
+    csr = sparse and csr_pays(nnz, cout, w.numel())
     x_elems = math.prod(x_shape)
     if csr:  # each non-zero weight runs a loop over the output positions (per output row in 2-D)
         runs = nnz * (y_shape[1] if dims == 2 else 1)
@@ -88,18 +89,15 @@ def _conv_layer(name: str, m: nn.Module, x_shape: tuple, y_shape: tuple, sparse:
         cls = "x4" if cout % 4 == 0 and n % 4 == 0 else "any"
         runs = positions * cin * (kh if dims == 2 else 1)
         return Layer(name, f"conv{dims}d", cls, (macs, outputs, (positions - border) * n, border * n, runs, x_elems, 1))
-    if dims == 2 and groups == cin and any(m.padding):  # the padded plane, one run per output row
-        plane = (x_shape[1] + 2 * m.padding[0]) * (x_shape[2] + 2 * m.padding[1])
-        cls = "3x3" if tuple(m.kernel_size) == (3, 3) else "any"  # the unrolled kernel, or the loops
-        return Layer(name, "conv2d_depthwise", cls,
-                     (macs, outputs, cin * plane, 0, cout * y_shape[1], x_elems, 1))
-    if dims == 1 and groups == cin:  # depthwise 1-D: the padded row, one run per channel
-        cls = "k3" if m.kernel_size[0] == 3 else "any"
-        return Layer(name, "conv1d_depthwise", cls,
-                     (macs, outputs, cin * (x_shape[1] + 2 * m.padding[0]), 0, cout, x_elems, 1))
-    kind = "conv1d_grouped" if dims == 1 else ("conv2d_depthwise" if groups == cin else "conv2d_grouped")
+    if groups == cin:  # depthwise: the input plane (row) copied once with its padding, if it has any
+        padded = math.prod(x_shape[1 + d] + 2 * p for d, p in enumerate(m.padding)) if any(m.padding) else 0
+        if dims == 2:  # one run per output row
+            cls = "3x3" if tuple(m.kernel_size) == (3, 3) else "any"  # the unrolled kernel, or the loops
+            return Layer(name, "conv2d_depthwise", cls, (macs, outputs, cin * padded, 0, cout * y_shape[1], x_elems, 1))
+        cls = "k3" if kh == 3 else "any"  # one run per channel
+        return Layer(name, "conv1d_depthwise", cls, (macs, outputs, cin * padded, 0, cout, x_elems, 1))
     runs = outputs * (cin // groups) * (kh if dims == 2 else 1)  # direct loops: per output, channel, row
-    return Layer(name, kind, "any", (macs, outputs, 0, border * cout * n, runs, x_elems, 1))
+    return Layer(name, f"conv{dims}d_grouped", "any", (macs, outputs, 0, border * cout * n, runs, x_elems, 1))
 
 
 def model_layers(model: nn.Module, example_inputs: Any, sparse: bool = False, graph=None) -> list[Layer]:
@@ -127,7 +125,7 @@ def model_layers(model: nn.Module, example_inputs: Any, sparse: bool = False, gr
         elif isinstance(m, nn.Linear):
             w = m.weight.detach()
             nnz = int((w != 0).sum())
-            csr = sparse and nnz * 3 + (m.out_features + 1) * 4 < w.numel()
+            csr = sparse and csr_pays(nnz, m.out_features, w.numel())
             if csr:
                 layers.append(Layer(name, "linear_csr", "any", (nnz, m.out_features, 0, 0, 0, m.in_features, 1)))
             else:
