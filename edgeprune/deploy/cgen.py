@@ -77,6 +77,25 @@ def csr_pays(nnz: int, rows: int, size: int) -> bool:
     return nnz * 3 + (rows + 1) * 4 < size
 
 
+# cores whose gcc defines __ARM_FEATURE_SIMD32 (the DSP extension): their dense convolutions
+# widen columns to int16 pairs (kernels.c, EP_WIDE), which takes more scratch
+WIDE_CORES = ("cortex-m4", "cortex-m7")
+
+
+def dense_scratch_bytes(n: int, wide: bool) -> int:
+    """Scratch bytes of a dense (groups = 1) convolution with n inputs per output: two int8
+    columns, or, on WIDE_CORES, the widened pair (16 bytes per four inputs, 32 for the
+    leftovers) and one int8 column."""
+    return 16 * (n // 4) + 32 + n if wide else 2 * n
+
+
+def _plane(need: list[int], size: int, padded: bool) -> None:
+    """A depthwise layer's plane copy: on every core but the wide ones, which copy padded planes only."""
+    need[0] = max(need[0], size)
+    if padded:
+        need[1] = max(need[1], size)
+
+
 def _mark_name(op, k: int) -> str:
     """A layer's label in per-layer counts: its kind, name where the model gave one."""
     name = op.attrs.get("name") if isinstance(op.attrs, dict) else None
@@ -97,6 +116,11 @@ class Generated:
     sparse_layers: list[str] = field(default_factory=list)
     weight_bytes: int = 0
     marks: list[str] = field(default_factory=list)  # what runs before each EP_MARK (emulated counts)
+    scratch_bytes_wide: int = 0  # scratch_bytes on WIDE_CORES
+
+    def scratch_for(self, core: str) -> int:
+        """The scratch bytes the program allocates when built for `core`."""
+        return self.scratch_bytes_wide if core in WIDE_CORES else self.scratch_bytes
 
 
 def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True, prefix: str = "ep") -> Generated:
@@ -108,7 +132,8 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
     q = model.q
     decls, calls = [], []
     acc_need = 0
-    col_need = 0  # bytes of the dense kernels' column buffer
+    plane_need = [0, 0]  # a depthwise layer's padded plane: every core copies it / the wide cores
+    dense_n = 0  # the most inputs per output of a dense convolution
     sparse_layers: list[str] = []
     wbytes = 0
 
@@ -143,7 +168,7 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
                 # the dense column kernels take the input zero point folded into the bias
                 bias = bias - int(zi) * w.reshape(w.shape[0], -1).astype(np.int64).sum(1)
                 if op.kind == "conv":
-                    col_need = max(col_need, 2 * int(np.prod(w.shape[1:])))  # two columns
+                    dense_n = max(dense_n, int(np.prod(w.shape[1:])))
             if np.abs(bias).max(initial=0) >= 2 ** 31:
                 raise ConfigError(f"layer {a.get('name')}: the bias does not fit 32 bits after folding the zero point")
             decls.append(_array("int32_t", f"b{k}", bias) + _array("int32_t", f"m{k}", a["m0"])
@@ -174,10 +199,9 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
                     acc_need = max(acc_need, oshape[1])
                     calls.append(f"ep_conv1d_sparse({x}, {geo}, v{k}, c{k}, r{k}, b{k}, m{k}, s{k}, {tail}, acc);")
                 else:
-                    padded = a["groups"] == ishape[0] and a["padding"] > 0
-                    if padded:  # depthwise: one input row with its padding
-                        col_need = max(col_need, ishape[1] + 2 * a["padding"])
-                    scratch = "col" if a["groups"] == 1 or padded else 0
+                    if a["groups"] == ishape[0]:  # depthwise: one input row with its padding
+                        _plane(plane_need, ishape[1] + 2 * a["padding"], a["padding"] > 0)
+                    scratch = "col" if a["groups"] in (1, ishape[0]) else 0
                     calls.append(f"ep_conv1d({x}, {geo}, w{k}, b{k}, m{k}, s{k}, {tail}, {scratch});")
             else:
                 geo = f"{ishape[0]}, {ishape[1]}, {ishape[2]}, {y}, {oshape[0]}, {oshape[1]}, {oshape[2]}"
@@ -187,10 +211,10 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
                     acc_need = max(acc_need, oshape[1] * oshape[2])
                     calls.append(f"ep_conv2d_sparse({x}, {geo}, v{k}, c{k}, r{k}, b{k}, m{k}, s{k}, {tail}, acc);")
                 else:
-                    padded = a["groups"] == ishape[0] and any(a["padding"])
-                    if padded:  # depthwise: one input plane with its padding
-                        col_need = max(col_need, (ishape[1] + 2 * a["padding"][0]) * (ishape[2] + 2 * a["padding"][1]))
-                    scratch = "col" if a["groups"] == 1 or padded else 0
+                    if a["groups"] == ishape[0]:  # depthwise: one input plane with its padding
+                        _plane(plane_need, (ishape[1] + 2 * a["padding"][0]) * (ishape[2] + 2 * a["padding"][1]),
+                               any(a["padding"]))
+                    scratch = "col" if a["groups"] in (1, ishape[0]) else 0
                     calls.append(f"ep_conv2d({x}, {geo}, w{k}, b{k}, m{k}, s{k}, {tail}, {scratch});")
         elif op.kind == "relu":
             calls.append(f"ep_relu({x}, {y}, {int(np.prod(oshape))}, {zi});")
@@ -230,7 +254,11 @@ void ep_run(const int8_t *input, int8_t *output);
 """
     kernels = resources.files("edgeprune.deploy").joinpath("kernels.c").read_text()
     acc_decl = f"static int32_t acc[{max(acc_need, 1)}];\n" if acc_need else ""
-    acc_decl += f"static int8_t col[{col_need}];\n" if col_need else ""
+    plain, wide = (max(plane_need[w], dense_scratch_bytes(dense_n, w) if dense_n else 0) for w in (False, True))
+    if plain or wide:  # word-aligned: the widened columns are read as words
+        acc_decl += (f"#if defined(EP_WIDE)\nstatic int32_t ep_scratch[{max((wide + 3) // 4, 1)}];\n#else\n"
+                     f"static int32_t ep_scratch[{max((plain + 3) // 4, 1)}];\n#endif\n"
+                     "static int8_t *const col = (int8_t *)ep_scratch;\n")
     body = "\n    ".join(calls)
     in_off = mem.offsets[mem.root[model.input_id]]
     out_off = mem.offsets[mem.root[model.output_id]]
@@ -273,7 +301,8 @@ int main(void)
     files = {"model.h": out / "model.h", "model.c": out / "model.c", "main.c": out / "main.c"}
     for name, text in (("model.h", header), ("model.c", source), ("main.c", main)):
         files[name].write_text(text)
-    return Generated(files, mem.size, 4 * acc_need + col_need, sparse_layers, wbytes, marks + ["output copy"])
+    return Generated(files, mem.size, 4 * acc_need + 4 * ((plain + 3) // 4), sparse_layers, wbytes,
+                     marks + ["output copy"], 4 * acc_need + 4 * ((wide + 3) // 4))
 
 
 class SectionSizes:

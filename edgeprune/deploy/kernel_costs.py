@@ -68,7 +68,7 @@ def _inside(m: nn.Module, x_shape: tuple, y_shape: tuple) -> int:
     return count
 
 
-def _conv_layer(name: str, m: nn.Module, x_shape: tuple, y_shape: tuple, sparse: bool) -> Layer:
+def _conv_layer(name: str, m: nn.Module, x_shape: tuple, y_shape: tuple, sparse: bool, wide: bool) -> Layer:
     cin, cout, groups = m.in_channels, m.out_channels, m.groups
     taps = math.prod(m.kernel_size)
     kh = m.kernel_size[0]
@@ -89,8 +89,9 @@ def _conv_layer(name: str, m: nn.Module, x_shape: tuple, y_shape: tuple, sparse:
         cls = "x4" if cout % 4 == 0 and n % 4 == 0 else "any"
         runs = positions * cin * (kh if dims == 2 else 1)
         return Layer(name, f"conv{dims}d", cls, (macs, outputs, (positions - border) * n, border * n, runs, x_elems, 1))
-    if groups == cin:  # depthwise: the input plane (row) copied once with its padding, if it has any
-        padded = math.prod(x_shape[1 + d] + 2 * p for d, p in enumerate(m.padding)) if any(m.padding) else 0
+    if groups == cin:  # depthwise: the input plane (row) copied once with its padding (wide cores: if it has any)
+        copies = any(m.padding) or not wide
+        padded = math.prod(x_shape[1 + d] + 2 * p for d, p in enumerate(m.padding)) if copies else 0
         if dims == 2:  # one run per output row
             cls = "3x3" if tuple(m.kernel_size) == (3, 3) else "any"  # the unrolled kernel, or the loops
             return Layer(name, "conv2d_depthwise", cls, (macs, outputs, cin * padded, 0, cout * y_shape[1], x_elems, 1))
@@ -100,9 +101,12 @@ def _conv_layer(name: str, m: nn.Module, x_shape: tuple, y_shape: tuple, sparse:
     return Layer(name, f"conv{dims}d_grouped", "any", (macs, outputs, 0, border * cout * n, runs, x_elems, 1))
 
 
-def model_layers(model: nn.Module, example_inputs: Any, sparse: bool = False, graph=None) -> list[Layer]:
-    """The table-priced kernel calls of `model` (batch 1), in execution order."""
+def model_layers(model: nn.Module, example_inputs: Any, sparse: bool = False, graph=None,
+                 core: str | None = None) -> list[Layer]:
+    """The table-priced kernel calls of `model` (batch 1) built for `core`, in execution order."""
+    from edgeprune.deploy.cgen import WIDE_CORES
     from edgeprune.graph.trace import trace
+    wide = core in WIDE_CORES
     graph = graph or trace(model, example_inputs)
     layers = []
     for node in graph.nodes:
@@ -121,7 +125,7 @@ def model_layers(model: nn.Module, example_inputs: Any, sparse: bool = False, gr
                 layers.append(Layer(name, f"maxpool{dims}d", "any", (outs * taps, outs, 0, 0, runs, math.prod(x_shape), 1)))
             continue
         if isinstance(m, nn.modules.conv._ConvNd) and not isinstance(m, nn.modules.conv._ConvTransposeNd):
-            layers.append(_conv_layer(name, m, x_shape, y_shape, sparse))
+            layers.append(_conv_layer(name, m, x_shape, y_shape, sparse, wide))
         elif isinstance(m, nn.Linear):
             w = m.weight.detach()
             nnz = int((w != 0).sum())

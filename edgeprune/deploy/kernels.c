@@ -7,10 +7,12 @@
 /* The layer kernels are neither inlined nor specialised per call site: a model calls each with
  * many shapes, and a kernel's cost must not depend on how many layers share it (the stored
  * kernel costs, edgeprune.deploy.kernel_costs, are measured on one-layer models). */
-#if defined(__GNUC__) && !defined(__clang__)
-/* and their short copy loops (a kernel row of im2col) stay loops: as memcpy calls their cost
- * would depend on the buffers' alignment, i.e. on the model around them */
-#define EP_KERNEL __attribute__((noinline, noclone, optimize("no-tree-loop-distribute-patterns")))
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+/* noipa: not even a single call site's constants propagate into the body (noclone alone lets
+ * gcc specialise a static function with one caller); and their short copy loops (a kernel row
+ * of im2col) stay loops: as memcpy calls their cost would depend on the buffers' alignment,
+ * i.e. on the model around them */
+#define EP_KERNEL __attribute__((noipa, optimize("no-tree-loop-distribute-patterns")))
 #else
 #define EP_KERNEL __attribute__((noinline))
 #endif
@@ -25,15 +27,16 @@ EP_INLINE int32_t ep_requant(int32_t acc, int32_t m0, int32_t shift)
      * carry into it, so the cost does not depend on the shift. Right shifts of negative values
      * are arithmetic in gcc and clang (implementation-defined in C99, documented by both). */
 #if defined(__ARM_ARCH_6M__)
-    /* no 32x32->64 multiply on ARMv6-M (gcc would call a 64x64 routine): four 16-bit partial
-     * products, each exact in 32 bits as 2^30 <= m0 < 2^31 */
+    /* no 32x32->64 multiply on ARMv6-M (gcc would call a 64x64 routine): 16-bit halves,
+     * acc = ah 2^16 + al, m0 = mh 2^16 + ml (0 <= m0 < 2^31, so mh < 2^15); with p = ah ml,
+     * q = al mh, r = al ml, acc m0 = ah mh 2^32 + (p + q) 2^16 + r, and the sum
+     * (p mod 2^16) + q + r / 2^16 < 2^31 + 2^17 carries into the high word without overflow */
     uint32_t al = (uint32_t)acc & 0xffffu, ml = (uint32_t)m0 & 0xffffu;
     int32_t ah = acc >> 16, mh = m0 >> 16;
-    uint32_t ll = al * ml;
-    int32_t x1 = ah * (int32_t)ml, x2 = (int32_t)(al * (uint32_t)mh);
-    uint32_t mid = (ll >> 16) + ((uint32_t)x1 & 0xffffu) + ((uint32_t)x2 & 0xffffu);
-    int32_t hi = ah * mh + (x1 >> 16) + (x2 >> 16) + (int32_t)(mid >> 16);
-    uint32_t lo = (mid << 16) | (ll & 0xffffu);
+    int32_t p = ah * (int32_t)ml;
+    uint32_t r = al * ml, mid = ((uint32_t)p & 0xffffu) + al * (uint32_t)mh + (r >> 16);
+    int32_t hi = ah * mh + (p >> 16) + (int32_t)(mid >> 16);
+    uint32_t lo = (mid << 16) | (r & 0xffffu);
 #else
     int64_t prod = (int64_t)acc * (int64_t)m0; /* one SMULL */
     int32_t hi = (int32_t)(prod >> 32);
@@ -285,6 +288,227 @@ EP_INLINE void ep_columns_out2(const int8_t *col, int n, int8_t *y0, int8_t *y1,
     }
 }
 
+#if defined(EP_SIMD) && defined(__thumb2__)
+/* Convolutions on cores with the DSP extension widen each column once to int16, as pairs that
+ * match SXTB16 of a weight word: for inputs 4g..4g+3, words (c0, c2) and (c1, c3). The two
+ * columns of a pair of positions interleave per four inputs (x0, x1 of column 0, then of
+ * column 1), so every weight word, sign-extended once, meets both columns. Inputs beyond the
+ * last multiple of four sit after the pairs, one int32 each (column j at slot 4 j + r). This
+ * scratch layout is edgeprune.deploy.cgen.dense_scratch_bytes. */
+#define EP_WIDE 1
+EP_INLINE int ep_wide_bytes(int n) { return 16 * (n >> 2) + 32; } /* the pairs and the leftovers */
+
+/* a[0..3] += (w0, column 0), (w1, column 0), (w0, column 1), (w1, column 1) over the pairs from
+ * c16 to end (at least one group of four inputs); w1 = w0 + n. Thumb-2 assembly: the loop needs
+ * all fourteen registers (four accumulators, four column words, two weight temporaries, three
+ * pointers and the row offset), which gcc spills: 18 instructions per 16 MACs here, 21 or more
+ * from C. */
+void ep_dot2x2_wide(const int32_t *c16, const int32_t *end, const int8_t *w0, int n, int32_t *a);
+#define EP_WIDE_ROW(acc0, acc1)                                                                 \
+    "sxtb16 r12, lr\n\tsmlad " acc0 ", r12, r8, " acc0 "\n\tsmlad " acc1 ", r12, r10, " acc1 "\n\t" \
+    "sxtb16 lr, lr, ror #8\n\tsmlad " acc0 ", lr, r9, " acc0 "\n\tsmlad " acc1 ", lr, r11, " acc1 "\n\t"
+__asm__(
+    "\t.text\n\t.syntax unified\n\t.thumb\n\t.align 2\n\t.weak ep_dot2x2_wide\n\t.hidden ep_dot2x2_wide\n"
+    "\t.type ep_dot2x2_wide, %function\n\t.thumb_func\n"
+    "ep_dot2x2_wide:\n\t"
+    "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+    "ldr r12, [sp, #36]\n\t" /* a: the fifth argument */
+    "ldm r12, {r4, r5, r6, r7}\n\t"
+    "subs r3, r3, #4\n" /* w1's word, from w0 after its post-increment */
+    "1:\n\t"
+    "ldmia r0!, {r8, r9, r10, r11}\n\t"
+    "ldr lr, [r2], #4\n\t" EP_WIDE_ROW("r4", "r6")
+    "ldr lr, [r2, r3]\n\t" EP_WIDE_ROW("r5", "r7")
+    "cmp r0, r1\n\tbne 1b\n\t"
+    "ldr r12, [sp, #36]\n\t"
+    "stm r12, {r4, r5, r6, r7}\n\t"
+    "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t"
+    ".size ep_dot2x2_wide, .-ep_dot2x2_wide\n");
+
+/* column j (0 or 1) of the pair, from its n bytes c, into the widened scratch c16 */
+EP_INLINE void ep_widen(const int8_t *c, int n, int32_t *c16, int j)
+{
+    int n4 = n >> 2;
+    for (int g = 0; g < n4; g++, c += 4) {
+        uint32_t v = ep_ld4(c);
+        c16[4 * g + 2 * j] = __sxtb16(v);
+        c16[4 * g + 2 * j + 1] = ep_sxtb16_ror8(v);
+    }
+    for (int r = 0; r < (n & 3); r++)
+        c16[4 * n4 + 4 * j + r] = c[r];
+}
+
+/* every output channel for the two widened columns: y0[co * step], y1[co * step]; a function of
+ * its own (called once per pair of positions), so that its loop keeps its values in registers */
+EP_KERNEL static void ep_wide_out2(const int32_t *c16, int n, int8_t *y0, int8_t *y1, int step, int cout, const int8_t *w,
+                            const int32_t *bias, const int32_t *m0, const int32_t *sh, int32_t zo, int32_t lo)
+{
+    int n4 = n >> 2, left = n & 3;
+    const int32_t *tail = c16 + 4 * n4;
+    for (int co = 0; co < cout; co += 2) {
+        int two = co + 1 < cout; /* the last channel of an odd count goes alone */
+        const int8_t *w0 = w + co * n, *w1 = two ? w0 + n : w0;
+        int32_t a[4] = {bias[co], bias[co + two], bias[co], bias[co + two]};
+        if (n4)
+            ep_dot2x2_wide(c16, tail, w0, two ? n : 0, a);
+        for (int r = 0; r < left; r++) {
+            int32_t u = w0[4 * n4 + r], v = w1[4 * n4 + r];
+            a[0] += tail[r] * u;
+            a[1] += tail[r] * v;
+            a[2] += tail[4 + r] * u;
+            a[3] += tail[4 + r] * v;
+        }
+        y0[co * step] = ep_clamp(ep_requant(a[0], m0[co], sh[co]) + zo, lo);
+        y1[co * step] = ep_clamp(ep_requant(a[2], m0[co], sh[co]) + zo, lo);
+        if (two) {
+            y0[(co + 1) * step] = ep_clamp(ep_requant(a[1], m0[co + 1], sh[co + 1]) + zo, lo);
+            y1[(co + 1) * step] = ep_clamp(ep_requant(a[3], m0[co + 1], sh[co + 1]) + zo, lo);
+        }
+    }
+}
+#endif
+
+/* the kh x kw window at src of each of `planes` input planes (plane_stride apart, rows wd apart)
+ * into c, in (plane, row, column) order: an output position's column where its window lies
+ * inside the input. A function of its own: inlined into a convolution, its loops spill. */
+EP_KERNEL static void ep_gather(const int8_t *src, int8_t *c, int planes, int plane_stride, int kh, int wd, int kw)
+{
+    if (kh == 1 && kw == 1) { /* 1x1: one byte per plane */
+        int p = 0;
+        for (; p + 4 <= planes; p += 4, c += 4) {
+            int8_t a = src[0], b = src[plane_stride];
+            src += 2 * plane_stride;
+            c[0] = a;
+            c[1] = b;
+            a = src[0];
+            b = src[plane_stride];
+            src += 2 * plane_stride;
+            c[2] = a;
+            c[3] = b;
+        }
+        for (; p < planes; p++, src += plane_stride)
+            *c++ = *src;
+        return;
+    }
+    for (int p = 0; p < planes; p++, src += plane_stride) {
+        const int8_t *r = src;
+        if (kw == 3) {
+            for (int ky = 0; ky < kh; ky++, r += wd, c += 3) {
+                int8_t a = r[0], b = r[1], d = r[2];
+                c[0] = a;
+                c[1] = b;
+                c[2] = d;
+            }
+        } else {
+            for (int ky = 0; ky < kh; ky++, r += wd)
+                for (int kx = 0; kx < kw; kx++)
+                    *c++ = r[kx];
+        }
+    }
+}
+
+/* Dense convolutions build one column per output position, in pairs of positions. Where
+ * position p's n bytes go in the scratch buffer `col`: */
+EP_INLINE int8_t *ep_column_at(int8_t *col, int n, int p)
+{
+#if defined(EP_WIDE)
+    (void)p;
+    return col + ep_wide_bytes(n); /* one byte column, widened into the pairs when complete */
+#else
+    return col + (p & 1) * n; /* the two columns side by side */
+#endif
+}
+
+/* position p's column is complete: every output channel of positions p - 1 and p once p is
+ * odd, of p alone when it is the last (npos outputs per channel) */
+EP_INLINE void ep_column_done(int8_t *col, int n, int p, int npos, int8_t *y, int cout, const int8_t *w,
+                              const int32_t *bias, const int32_t *m0, const int32_t *sh, int32_t zo, int32_t lo)
+{
+#if defined(EP_WIDE)
+    int8_t *c = ep_column_at(col, n, p);
+    if (!(p & 1) && p == npos - 1) {
+        ep_column_out(c, n, y + p, npos, cout, w, bias, m0, sh, zo, lo);
+        return;
+    }
+    ep_widen(c, n, (int32_t *)(void *)col, p & 1);
+    if (p & 1)
+        ep_wide_out2((const int32_t *)(const void *)col, n, y + p - 1, y + p, npos, cout, w, bias, m0, sh, zo, lo);
+#else
+    if (p & 1)
+        ep_columns_out2(col, n, y + p - 1, y + p, npos, cout, w, bias, m0, sh, zo, lo);
+    else if (p == npos - 1)
+        ep_column_out(col, n, y + p, npos, cout, w, bias, m0, sh, zo, lo);
+#endif
+}
+
+/* Depthwise convolutions read each input plane (row) from a copy with its padding, so that no
+ * tap needs a bounds check. On ARMv6-M, which loads signed bytes only with a register offset,
+ * the copy flips every sign bit: it holds x + 128 as unsigned bytes, which LDRB reads with an
+ * immediate offset, and -128 sum(w) joins the bias. Cores with the DSP extension copy only
+ * planes that have padding; the others copy every plane (one scratch size for all of them:
+ * edgeprune.deploy.cgen sizes it so). */
+#if defined(__ARM_ARCH_6M__)
+typedef uint8_t ep_px;
+#define EP_PX_FLIP 128
+#else
+typedef int8_t ep_px;
+#define EP_PX_FLIP 0
+#endif
+
+#if defined(__ARM_ARCH_6M__)
+/* out[0], out[1] += the 3x3 windows at r and r + 1 (rows wp apart; bytes x + 128) times k[0..8]
+ * (int32), in Thumb-1 assembly: rows unrolled, each weight loaded once for both windows, every
+ * tap LDRB (immediate offset), MULS, ADDS; gcc's version spills (27 instructions a row, 22 here) */
+void ep_dw3x3_pair_v6m(const uint8_t *r, int wp, const int32_t *k, int32_t *out);
+#define EP_DW_TAP(off, acc) "ldrb r7, [r0, #" off "]\n\tmuls r7, r6, r7\n\tadds " acc ", " acc ", r7\n\t"
+#define EP_DW_ROW(k0, k1, k2)                                                                          \
+    "ldr r6, [r2, #" k0 "]\n\t" EP_DW_TAP("0", "r4") EP_DW_TAP("1", "r5")                            \
+    "ldr r6, [r2, #" k1 "]\n\t" EP_DW_TAP("1", "r4") EP_DW_TAP("2", "r5")                            \
+    "ldr r6, [r2, #" k2 "]\n\t" EP_DW_TAP("2", "r4") EP_DW_TAP("3", "r5")
+__asm__(
+    "\t.text\n\t.syntax unified\n\t.thumb\n\t.align 1\n\t.weak ep_dw3x3_pair_v6m\n\t.hidden ep_dw3x3_pair_v6m\n"
+    "\t.type ep_dw3x3_pair_v6m, %function\n\t.thumb_func\n"
+    "ep_dw3x3_pair_v6m:\n\t"
+    "push {r4, r5, r6, r7}\n\t"
+    "ldr r4, [r3, #0]\n\tldr r5, [r3, #4]\n\t"
+    EP_DW_ROW("0", "4", "8") "adds r0, r0, r1\n\t"
+    EP_DW_ROW("12", "16", "20") "adds r0, r0, r1\n\t"
+    EP_DW_ROW("24", "28", "32")
+    "str r4, [r3, #0]\n\tstr r5, [r3, #4]\n\t"
+    "pop {r4, r5, r6, r7}\n\tbx lr\n\t"
+    ".size ep_dw3x3_pair_v6m, .-ep_dw3x3_pair_v6m\n");
+#endif
+
+EP_INLINE int ep_dw_copies(int padded)
+{
+#if defined(EP_WIDE)
+    return padded;
+#else
+    (void)padded;
+    return 1;
+#endif
+}
+
+/* an h x wd plane into dst with py rows and px columns of the zero point zi around it (rows
+ * wd + 2 px apart), every byte's sign bit flipped where EP_PX_FLIP says so; a function of its
+ * own (once per plane), whose copy loop keeps its values in registers */
+EP_KERNEL static void ep_pad_plane(const int8_t *src, int h, int wd, int py, int px, int8_t *dst, int32_t zi)
+{
+    int wp = wd + 2 * px;
+    int8_t pad = (int8_t)(zi ^ EP_PX_FLIP);
+    memset(dst, pad, (size_t)(py * wp + px));
+    for (int iy = 0; iy < h; iy++, src += wd) {
+        int8_t *row = dst + (py + iy) * wp + px;
+#if EP_PX_FLIP
+        for (int i = 0; i < wd; i++)
+            row[i] = (int8_t)(src[i] ^ EP_PX_FLIP);
+#else
+        memcpy(row, src, (size_t)wd);
+#endif
+        memset(row + wd, pad, (size_t)(iy + 1 < h ? 2 * px : px + py * wp));
+    }
+}
+
 /* y[co][o] for a 1-D convolution, dense weights w[co][ci_in_group][k]; groups == 1 takes the
  * column path (bias with the zero point folded in, col: 2 cin k bytes), grouped convolutions
  * the direct one (plain bias), with the padding cut out of the tap loop */
@@ -296,12 +520,10 @@ EP_KERNEL static void ep_conv1d(const int8_t *x, int cin, int lin, int8_t *y, in
     if (groups == 1) {
         int n = cin * k;
         for (int o = 0; o < lout; o++) {
-            int8_t *c = col + (o & 1) * n; /* positions in pairs: columns o and o + 1 side by side */
+            int8_t *c = ep_column_at(col, n, o);
             int start = o * stride - pad;
             if (start >= 0 && start + k <= lin) {
-                for (int ci = 0; ci < cin; ci++)
-                    for (int kk = 0; kk < k; kk++)
-                        c[ci * k + kk] = x[ci * lin + start + kk];
+                ep_gather(x + start, c, cin, lin, 1, 0, k);
             } else {
                 for (int ci = 0; ci < cin; ci++)
                     for (int kk = 0; kk < k; kk++) {
@@ -309,31 +531,24 @@ EP_KERNEL static void ep_conv1d(const int8_t *x, int cin, int lin, int8_t *y, in
                         c[ci * k + kk] = (pos >= 0 && pos < lin) ? x[ci * lin + pos] : (int8_t)zi;
                     }
             }
-            if (o & 1)
-                ep_columns_out2(col, n, y + o - 1, y + o, lout, cout, w, bias, m0, sh, zo, lo);
-            else if (o == lout - 1)
-                ep_column_out(col, n, y + o, lout, cout, w, bias, m0, sh, zo, lo);
+            ep_column_done(col, n, o, lout, y, cout, w, bias, m0, sh, zo, lo);
         }
         return;
     }
     int cig = cin / groups, cog = cout / groups;
-    if (cig == 1 && (col || pad == 0)) {
-        /* depthwise: each input row copied once into col with its padding (the zero point), the
-         * zero point folded into the bias, no bounds check per tap */
+    if (cig == 1 && col) {
+        /* depthwise: each input row from its padded copy (see ep_pad_plane), the zero point
+         * folded into the bias, no bounds check per tap */
+        int copy = ep_dw_copies(pad > 0);
         for (int co = 0; co < cout; co++) {
-            const int8_t *row = x + (co / cog) * lin, *wc = w + co * k;
-            if (pad) {
-                if (co % cog == 0) {
-                    memset(col, (int8_t)zi, (size_t)pad);
-                    memcpy(col + pad, row, (size_t)lin);
-                    memset(col + pad + lin, (int8_t)zi, (size_t)pad);
-                }
-                row = col;
-            }
+            const int8_t *src = x + (co / cog) * lin, *wc = w + co * k;
+            if (copy && co % cog == 0)
+                ep_pad_plane(src, 1, lin, 0, pad, col, zi);
+            const ep_px *row = (const ep_px *)(copy ? col : src);
             int32_t wsum = 0;
             for (int i = 0; i < k; i++)
                 wsum += wc[i];
-            int32_t inner = bias[co] - zi * wsum, mc = m0[co], sc = sh[co];
+            int32_t inner = bias[co] - (zi + (copy ? EP_PX_FLIP : 0)) * wsum, mc = m0[co], sc = sh[co];
             int8_t *yr = y + co * lout;
             if (k == 3) {
                 int32_t k0 = wc[0], k1 = wc[1], k2 = wc[2];
@@ -397,17 +612,27 @@ EP_KERNEL static void ep_conv1d_sparse(const int8_t *x, int cin, int lin, int8_t
 
 /* one depthwise output plane from an input plane (row stride wp) that holds every window:
  * sum x w with the zero point folded into `inner`; 3x3 windows unrolled with the taps in
- * registers or on the stack */
-EP_INLINE void ep_dw_plane(const int8_t *xp, int wp, int8_t *yr, int oh, int ow, int kh, int kw, int sy, int sx,
-                        const int8_t *wc, int32_t inner, int32_t m0, int32_t sh, int32_t zo, int32_t lo)
+ * registers or on the stack, two outputs per step on ARMv6-M (each byte loaded serves both) */
+EP_INLINE void ep_dw_plane(const ep_px *xp, int wp, int8_t *yr, int oh, int ow, int kh, int kw, int sy, int sx,
+                           const int8_t *wc, int32_t inner, int32_t m0, int32_t sh, int32_t zo, int32_t lo)
 {
     if (kh == 3 && kw == 3) {
         int32_t k0 = wc[0], k1 = wc[1], k2 = wc[2], k3 = wc[3], k4 = wc[4], k5 = wc[5], k6 = wc[6], k7 = wc[7],
                 k8 = wc[8];
         for (int oy = 0; oy < oh; oy++, yr += ow) {
-            const int8_t *r0 = xp + oy * sy * wp;
-            for (int ox = 0; ox < ow; ox++, r0 += sx) {
-                const int8_t *r1 = r0 + wp, *r2 = r1 + wp;
+            const ep_px *r0 = xp + oy * sy * wp;
+            int ox = 0;
+#if defined(__ARM_ARCH_6M__)
+            const int32_t kk[9] = {k0, k1, k2, k3, k4, k5, k6, k7, k8};
+            for (; sx == 1 && ox + 2 <= ow; ox += 2, r0 += 2) {
+                int32_t a[2] = {inner, inner};
+                ep_dw3x3_pair_v6m(r0, wp, kk, a);
+                yr[ox] = ep_clamp(ep_requant(a[0], m0, sh) + zo, lo);
+                yr[ox + 1] = ep_clamp(ep_requant(a[1], m0, sh) + zo, lo);
+            }
+#endif
+            for (; ox < ow; ox++, r0 += sx) {
+                const ep_px *r1 = r0 + wp, *r2 = r1 + wp;
                 int32_t acc = inner + r0[0] * k0 + r0[1] * k1 + r0[2] * k2 + r1[0] * k3 + r1[1] * k4 + r1[2] * k5
                             + r2[0] * k6 + r2[1] * k7 + r2[2] * k8;
                 yr[ox] = ep_clamp(ep_requant(acc, m0, sh) + zo, lo);
@@ -417,7 +642,7 @@ EP_INLINE void ep_dw_plane(const int8_t *xp, int wp, int8_t *yr, int oh, int ow,
     }
     for (int oy = 0; oy < oh; oy++, yr += ow)
         for (int ox = 0; ox < ow; ox++) {
-            const int8_t *r = xp + oy * sy * wp + ox * sx;
+            const ep_px *r = xp + oy * sy * wp + ox * sx;
             int32_t acc = inner;
             for (int ky = 0; ky < kh; ky++, r += wp)
                 for (int kx = 0; kx < kw; kx++)
@@ -437,14 +662,9 @@ EP_KERNEL static void ep_conv2d(const int8_t *x, int cin, int h, int wd, int8_t 
         for (int oy = 0; oy < oh; oy++) {
             for (int ox = 0; ox < ow; ox++) {
                 int iy0 = oy * sy - py, ix0 = ox * sx - px, p = oy * ow + ox;
-                int8_t *c = col + (p & 1) * n; /* positions in pairs, as in ep_conv1d */
+                int8_t *c = ep_column_at(col, n, p);
                 if (iy0 >= 0 && iy0 + kh <= h && ix0 >= 0 && ix0 + kw <= wd) {
-                    for (int ci = 0; ci < cin; ci++)
-                        for (int ky = 0; ky < kh; ky++, c += kw) {
-                            const int8_t *r = x + (ci * h + iy0 + ky) * wd + ix0;
-                            for (int kx = 0; kx < kw; kx++)
-                                c[kx] = r[kx];
-                        }
+                    ep_gather(x + iy0 * wd + ix0, c, cin, h * wd, kh, wd, kw);
                 } else {
                     for (int ci = 0; ci < cin; ci++)
                         for (int ky = 0; ky < kh; ky++) {
@@ -455,37 +675,25 @@ EP_KERNEL static void ep_conv2d(const int8_t *x, int cin, int h, int wd, int8_t 
                             }
                         }
                 }
-                if (p & 1)
-                    ep_columns_out2(col, n, y + p - 1, y + p, npos, cout, w, bias, m0, sh, zo, lo);
-                else if (p == npos - 1)
-                    ep_column_out(col, n, y + p, npos, cout, w, bias, m0, sh, zo, lo);
+                ep_column_done(col, n, p, npos, y, cout, w, bias, m0, sh, zo, lo);
             }
         }
         return;
     }
     int cig = cin / groups, cog = cout / groups, taps = kh * kw;
-    if (cig == 1 && (col || (py == 0 && px == 0))) {
-        /* depthwise: each input plane copied once into col with its padding (the zero point), so
-         * every window lies inside and none needs a bounds check */
-        int wp = wd + 2 * px;
+    if (cig == 1 && col) {
+        /* depthwise: each input plane from its padded copy (see ep_pad_plane), so that every
+         * window lies inside and none needs a bounds check */
+        int wp = wd + 2 * px, copy = ep_dw_copies(py || px);
         for (int co = 0; co < cout; co++) {
-            const int8_t *xg = x + (co / cog) * h * wd, *wc = w + co * taps, *plane = xg;
-            if (py || px) {
-                if (co % cog == 0) {
-                    memset(col, (int8_t)zi, (size_t)(py * wp + px));
-                    for (int iy = 0; iy < h; iy++) {
-                        int8_t *row = col + (py + iy) * wp + px;
-                        memcpy(row, xg + iy * wd, (size_t)wd);
-                        memset(row + wd, (int8_t)zi, (size_t)(iy + 1 < h ? 2 * px : px + py * wp));
-                    }
-                }
-                plane = col;
-            }
+            const int8_t *src = x + (co / cog) * h * wd, *wc = w + co * taps;
+            if (copy && co % cog == 0)
+                ep_pad_plane(src, h, wd, py, px, col, zi);
             int32_t wsum = 0;
             for (int i = 0; i < taps; i++)
                 wsum += wc[i];
-            ep_dw_plane(plane, wp, y + co * oh * ow, oh, ow, kh, kw, sy, sx, wc, bias[co] - zi * wsum, m0[co], sh[co],
-                        zo, lo);
+            ep_dw_plane((const ep_px *)(copy ? col : src), wp, y + co * oh * ow, oh, ow, kh, kw, sy, sx, wc,
+                        bias[co] - (zi + (copy ? EP_PX_FLIP : 0)) * wsum, m0[co], sh[co], zo, lo);
         }
         return;
     }

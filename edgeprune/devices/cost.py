@@ -5,8 +5,9 @@
   and (int8) an 8-byte requantisation record, other parameters as 32-bit floats, batch norms
   folded away, plus the profile's fixed runtime cost.
 - RAM: the activations alive at once in execution order (edgeprune.metrics.peak_activation_bytes,
-  at the precision's element size), plus the generated C's largest scratch buffer (two int8
-  im2col columns of a dense convolution, or a depthwise convolution's padded input plane),
+  at the precision's element size), plus the generated C's scratch buffer for the profile's core
+  (a dense convolution's im2col columns, widened to int16 on cores with the DSP extension, or a
+  depthwise convolution's padded input plane),
   plus the runtime's fixed cost.
 - Latency: for int8 on a Cortex-M core, the sum over layers of edgeprune's C kernels' measured
   costs (edgeprune.deploy.kernel_costs: per kernel kind, core and shape class) plus the
@@ -83,21 +84,22 @@ def _weights_bytes(model: nn.Module, value_bytes: int, sparse: bool) -> tuple[in
     return total, (nnz / count if count else 1.0)
 
 
-def _scratch_bytes(graph) -> int:
-    """The generated C's largest scratch buffer: two im2col columns of a dense convolution, or
-    one padded input plane (row) of a depthwise one (edgeprune.deploy.cgen sizes it the same way)."""
+def _scratch_bytes(graph, core: str) -> int:
+    """The generated C's scratch buffer when built for `core`: the largest of a dense
+    convolution's columns (edgeprune.deploy.cgen.dense_scratch_bytes) and a depthwise
+    convolution's padded input plane (row), in whole words, as edgeprune.deploy.cgen sizes it."""
+    from edgeprune.deploy.cgen import WIDE_CORES, dense_scratch_bytes
+    wide = core in WIDE_CORES
     best = 0
     for n in graph.module_nodes():
         m = n.module
         if isinstance(m, nn.modules.conv._ConvNd) and not isinstance(m, nn.modules.conv._ConvTransposeNd):
             if m.groups == 1:
-                best = max(best, 2 * (m.in_channels // m.groups) * math.prod(m.kernel_size))
-            elif m.groups == m.in_channels and len(m.kernel_size) == 2 and any(m.padding) and n.inputs:
-                h, w = n.inputs[0].shape[-2:]
-                best = max(best, (h + 2 * m.padding[0]) * (w + 2 * m.padding[1]))
-            elif m.groups == m.in_channels and len(m.kernel_size) == 1 and m.padding[0] and n.inputs:
-                best = max(best, n.inputs[0].shape[-1] + 2 * m.padding[0])
-    return best
+                best = max(best, dense_scratch_bytes(m.in_channels * math.prod(m.kernel_size), wide))
+            elif m.groups == m.in_channels and n.inputs and (any(m.padding) or not wide):  # the plane copy
+                dims = n.inputs[0].shape[-len(m.kernel_size):]
+                best = max(best, math.prod(d + 2 * p for d, p in zip(dims, m.padding)))
+    return 4 * ((best + 3) // 4)
 
 
 def model_cost(model: nn.Module, example_inputs: Any, profile: DeviceProfile, precision: str = "int8",
@@ -124,7 +126,7 @@ def model_cost(model: nn.Module, example_inputs: Any, profile: DeviceProfile, pr
     if cycles_per_mac is not None:
         cycles, source = executed * cycles_per_mac, "measured cycles per MAC"
     elif kernel_costs and precision == "int8" and profile.core and kc.has_core(profile.core):
-        est = kc.estimate(kc.model_layers(model, example_inputs, sparse, graph), profile.core)
+        est = kc.estimate(kc.model_layers(model, example_inputs, sparse, graph, profile.core), profile.core)
         wait = est.wait_cycles(profile.flash_wait_states, profile.flash_line_bytes, profile.flash_cache_lines)
         cycles = (est.cycles + wait) * latency_scale
         source = f"kernel cost table ({profile.core}, measured {kc.table()['provenance'].get('measured', '?')})"
@@ -133,7 +135,7 @@ def model_cost(model: nn.Module, example_inputs: Any, profile: DeviceProfile, pr
     else:
         cycles = executed * (sparse_overhead if sparse else 1.0) / profile.throughput(precision)
     activations = peak_activation_bytes(graph, vb)
-    scratch = _scratch_bytes(graph) if precision == "int8" else 0
+    scratch = _scratch_bytes(graph, profile.core) if precision == "int8" else 0
     outputs = sum(v.numel for n in graph.nodes for v in n.outputs if v.dtype.is_floating_point)
     energy_pj = (cycles * profile.pj_per_cycle + executed * vb * profile.pj_per_flash_byte
                  + (executed * vb + outputs * vb) * profile.pj_per_sram_byte)
