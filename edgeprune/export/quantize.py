@@ -52,6 +52,17 @@ def quantize_int8(model: nn.Module, example: torch.Tensor, calibration: Iterable
             return None if x is None else {name: x.numpy().astype(np.float32)}
 
     tmp = int8_path.with_suffix(".tmp.onnx")
+    import logging
+
+    class _NoPreprocessHint(logging.Filter):
+        """ONNX Runtime's advice, printed on every call, to run its optional graph pre-processing
+        first; not an error, and the int8 model's accuracy is measured right after (evaluate_onnx)."""
+
+        def filter(self, record):
+            return "pre-process" not in record.getMessage()
+
+    hint = _NoPreprocessHint()
+    logging.getLogger().addFilter(hint)
     try:
         quantize_static(str(float_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
@@ -59,6 +70,7 @@ def quantize_int8(model: nn.Module, example: torch.Tensor, calibration: Iterable
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
         os.replace(tmp, int8_path)
     finally:
+        logging.getLogger().removeFilter(hint)
         if tmp.exists():
             tmp.unlink()
     return int8_path
