@@ -52,23 +52,25 @@ def apply_plan(model: nn.Module, plan: PrunePlan) -> nn.Module:
                                         f"{len(plan.shapes[name])}.\nhelp: the plan is damaged; prune again")
             if idx:
                 _keep_index(plan.shapes[name][d], idx, "cpu")
-    # a tensor shared by several owners (tied weights) is cut once and set on every owner
-    aliases: dict[int, list[str]] = {}
+    # a tensor shared by several owners (tied weights) is cut once and set on every owner; the
+    # groups are found by name before anything is cut (a replaced tensor has a new identity)
+    by_id: dict[int, list[str]] = {}
     for name, (mod, tname) in owners.items():
-        aliases.setdefault(id(getattr(mod, tname)), []).append(name)
+        by_id.setdefault(id(getattr(mod, tname)), []).append(name)
+    aliases = {name: group for group in by_id.values() for name in group}
     touched: dict[int, tuple[nn.Module, dict[int, tuple[int, int]]]] = {}
-    done: set[int] = set()
+    done: set[str] = set()
     for name, dims in plan.removed.items():
+        if name in done:
+            continue
         mod, tname = owners[name]
         t = getattr(mod, tname)
-        if id(t) in done:
-            continue
-        shared = aliases[id(t)]
+        shared = aliases[name]
         for other in shared:
             if plan.removed.get(other, dims) != dims:
                 raise PlanMismatchError(f"'{name}' and '{other}' are one shared tensor, but the plan cuts them "
                                         "differently.\nhelp: the plan is damaged; prune again")
-        done.add(id(t))
+        done.update(shared)
         new = t.detach()
         sizes: dict[int, tuple[int, int]] = {}
         for d, idx in dims.items():
