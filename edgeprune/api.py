@@ -11,10 +11,11 @@ from torch import nn
 from edgeprune.criteria import get_criterion
 from edgeprune.errors import ConfigError
 from edgeprune.metrics import ModelStats, measure
+from edgeprune.engine import PruningSession
 from edgeprune.pruning import prune_steps, search_ratio, warn_repairs
-from edgeprune.selection import matches
+from edgeprune.selection import expand_ignore
 from edgeprune.surgery.plan import PrunePlan
-from edgeprune.verify import VerifyReport, verify
+from edgeprune.verify import VerifyReport
 
 
 @dataclass(frozen=True)
@@ -79,15 +80,6 @@ class PruneResult:
         return self.table() + (f"\n{self.verification}" if self.verification else "")
 
 
-def _expand_ignore(model: nn.Module, ignore: Iterable[str]) -> list[str]:
-    ignore = list(ignore)
-    names = [n for n, _ in model.named_modules() if n]
-    missing = [p for p in ignore if not p.startswith("re:") and p not in names]
-    if missing:
-        raise ConfigError(f"ignore names modules the model does not have: {missing}")
-    return [n for n in names if matches(n, ignore)]
-
-
 def _gradients(model: nn.Module, data: Iterable, loss_fn: Callable, batches: int) -> dict[str, torch.Tensor]:
     model.zero_grad(set_to_none=True)
     model.train()
@@ -111,7 +103,7 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, example_inputs
     torch.manual_seed(config.seed)
     was_training = model.training
     model.eval()
-    ignore = _expand_ignore(model, config.ignore)
+    expand_ignore(model, config.ignore)  # a name the model lacks is refused before any work
     grads: dict[str, torch.Tensor] = {}
     if config.criterion == "taylor":
         if data is None:
@@ -125,22 +117,22 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, example_inputs
             calib.append(batch[0] if isinstance(batch, (tuple, list)) else batch)
             if len(calib) >= data_batches:
                 break
+    session = PruningSession(model, example_inputs, ignore=config.ignore, strict=config.strict,
+                             prune_outputs=config.prune_outputs, data=calib, grads=grads, seed=config.seed)
     target = config.keep_macs if config.keep_macs is not None else config.keep_params
     if target is None:
-        step, blocks = prune_steps(model, example_inputs, config, config.prune_ratio, grads, ignore,
-                                   check=config.verify, data=calib)
+        step = prune_steps(session, config, config.prune_ratio, check=config.verify)
     else:
         key = "macs" if config.keep_macs is not None else "params"
-        step, blocks = search_ratio(model, example_inputs, config, grads, ignore, key, target, getattr(before, key),
-                                    calib)
-    pruned, plan = step.model.eval(), step.plan
+        step = search_ratio(session, config, key, target, getattr(before, key))
+    pruned, plan, blocks = step.model.eval(), step.plan, session.blocks
     report = None
     if config.verify:
         if step.check is not None and config.steps == 1:  # the last check compared every op: reuse it
             c = step.check
             report = VerifyReport.measured(c.max_abs_error, c.output_scale, c.tolerance, step.graph.tracer)
         else:
-            report = verify(model, pruned, plan, example_inputs, ignore=ignore, prune_outputs=config.prune_outputs)
+            report = session.verify(pruned, plan)
     after = measure(pruned, example_inputs, latency=measure_latency)
     if blocks.reasons:
         plan.meta["kept_by_checks"] = blocks.reasons

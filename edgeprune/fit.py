@@ -129,7 +129,7 @@ def live_timeline(model: nn.Module, example, element_bytes: int) -> list[int]:
 class _Fitter:
     def __init__(self, model: nn.Module, task, cfg: FitConfig):
         from edgeprune.search import ChannelSpace
-        from edgeprune.workflow import calibration_batches
+        from edgeprune.data import calibration_batches
 
         self.model, self.task, self.cfg = model.eval(), task, cfg
         self.profile = load_profile(cfg.device)

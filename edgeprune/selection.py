@@ -8,6 +8,9 @@ from typing import Iterable
 
 import torch
 
+from torch import nn
+
+from edgeprune.errors import ConfigError
 from edgeprune.graph.coupling import ChannelGroup
 
 
@@ -19,6 +22,17 @@ def matches(name: str, patterns: Iterable[str]) -> bool:
         if name == p or name.startswith(p + "."):
             return True
     return False
+
+
+def expand_ignore(model: nn.Module, ignore: Iterable[str]) -> list[str]:
+    """The module names `ignore` covers (names, their submodules, `re:` patterns); a plain name
+    the model does not have is refused."""
+    ignore = list(ignore)
+    names = [n for n, _ in model.named_modules() if n]
+    missing = [p for p in ignore if not p.startswith("re:") and p not in names]
+    if missing:
+        raise ConfigError(f"ignore names modules the model does not have: {missing}")
+    return [n for n in names if matches(n, ignore)]
 
 
 def group_ratio(g: ChannelGroup, layer_ratios: dict[str, float], base: float) -> float:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from edgeprune.data.tasks import take_samples  # noqa: F401 (its old home)
 from edgeprune.errors import ConfigError
 
 
@@ -43,17 +44,6 @@ class TrainHistory:
     train_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     best_val_accuracy: float | None = None
-
-
-def take_samples(loader: Iterable, n: int) -> list:
-    """The first batches of `loader` holding at least `n` samples (all of them if fewer)."""
-    out, seen = [], 0
-    for x, y in loader:
-        out.append((x, y))
-        seen += len(y)
-        if seen >= n:
-            break
-    return out
 
 
 @torch.no_grad()

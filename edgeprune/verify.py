@@ -19,8 +19,9 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from edgeprune.errors import VerificationError
 from edgeprune.graph.coupling import ChannelGroup, build_groups
-from edgeprune.graph.graph import OpGraph, Value
-from edgeprune.graph.trace import _call, _Recorder, canonical_name, run_recorded, trace
+from edgeprune.opgraph import OpGraph, Slot, Value
+from edgeprune.example_inputs import call_with
+from edgeprune.graph.trace import Recorder, canonical_name, run_recorded, trace
 from edgeprune.rules.base import has_rule, masked_op, rule_for
 from edgeprune.surgery.plan import PrunePlan
 
@@ -79,7 +80,7 @@ def removed_slots(groups: list[ChannelGroup], plan: PrunePlan) -> dict[tuple, np
     return {s: np.unique(np.concatenate(v)) for s, v in out.items()}
 
 
-class _Masker(_Recorder):
+class _Masker(Recorder):
     """Replays the model, zeroing removed channels at every op input (node k = graph.nodes[k])."""
 
     def __init__(self, model: nn.Module, graph: OpGraph, removed: dict[tuple, np.ndarray]):
@@ -106,7 +107,7 @@ class _Masker(_Recorder):
     def _node_removed(self, v: Value) -> dict[int, np.ndarray]:
         out = {}
         for d in range(v.ndim):
-            slot = ("p", v.param, d) if v.param else ("v", v.id, d)
+            slot = Slot.of(v, d)
             if slot in self.removed:
                 out[d] = self.removed[slot]
         return out
@@ -193,7 +194,7 @@ def verify(original: nn.Module, pruned: nn.Module, plan: PrunePlan, example_inpu
         graph.outputs)]
     with torch.no_grad():
         try:
-            got = [t for t in tree_flatten(_call(small, inputs))[0] if isinstance(t, torch.Tensor)]
+            got = [t for t in tree_flatten(call_with(small, inputs))[0] if isinstance(t, torch.Tensor)]
         except Exception as exc:
             report = VerifyReport(False, float("inf"), 0.0, 0.0, graph.tracer, f"the pruned model fails to run: {exc}")
             if raise_on_failure:
@@ -230,7 +231,7 @@ class CheckResult:
 
 def _drop(t: torch.Tensor, v: Value, removed: dict[tuple, np.ndarray]) -> torch.Tensor:
     for d in range(min(t.ndim, v.ndim)):
-        slot = ("p", v.param, d) if v.param else ("v", v.id, d)
+        slot = Slot.of(v, d)
         if slot in removed:
             keep = np.setdiff1d(np.arange(t.shape[d]), removed[slot])
             t = t.index_select(d, torch.as_tensor(keep, dtype=torch.long, device=t.device))
@@ -245,7 +246,7 @@ def locate_failure(original: nn.Module, pruned: nn.Module, graph: OpGraph, group
     rtol = rtol if dtype == torch.float64 else max(rtol, 1e-4)
     small = copy.deepcopy(pruned).to(dtype).eval()
     inputs = _cast(example_inputs, dtype)
-    rec = _Recorder(has_rule, small)  # a crash is located at the op that raised
+    rec = Recorder(has_rule, small)  # a crash is located at the op that raised
     try:
         got = run_recorded(rec, small, inputs)
     except Exception as exc:
@@ -270,7 +271,7 @@ def _first_difference(ref: nn.Module, small: nn.Module, graph: OpGraph, removed:
     masker = _Masker(ref, graph, removed)
     masker.keep_outputs = True
     run_recorded(masker, ref, inputs)
-    rec = _Recorder(has_rule, small)
+    rec = Recorder(has_rule, small)
     rec.keep_outputs = True
     try:
         run_recorded(rec, small, inputs)

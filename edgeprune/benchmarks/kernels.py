@@ -23,7 +23,7 @@ import numpy as np
 from torch import nn
 
 from edgeprune.benchmarks import write_doc
-from edgeprune.deploy.cgen import _array, _csr
+from edgeprune.deploy.cgen import c_array, csr_rows
 
 LAYERS = {
     "linear 512x512": ("linear", (512, 512)),
@@ -34,7 +34,7 @@ SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95)
 
 
 def _program(kind: str, dims: tuple, w: np.ndarray, reps: int) -> str:
-    vals, cols, rows = _csr(w)
+    vals, cols, rows = csr_rows(w)
     kernels = resources.files("edgeprune.deploy").joinpath("kernels.c").read_text()
     m0 = np.full(w.shape[0], 1 << 30)
     sh = np.full(w.shape[0], 38)
@@ -62,8 +62,8 @@ def _program(kind: str, dims: tuple, w: np.ndarray, reps: int) -> str:
 #include <stdio.h>
 #include <time.h>
 {kernels}
-{_array("int8_t", "w", w)}{_array("int8_t", "v", vals)}{_array("uint16_t", "c", cols)}{_array("uint32_t", "r", rows)}
-{_array("int32_t", "b", b)}{_array("int32_t", "bf", bf)}{_array("int32_t", "m", m0)}{_array("int32_t", "s", sh)}{_array("int8_t", "x", x)}
+{c_array("int8_t", "w", w)}{c_array("int8_t", "v", vals)}{c_array("uint16_t", "c", cols)}{c_array("uint32_t", "r", rows)}
+{c_array("int32_t", "b", b)}{c_array("int32_t", "bf", bf)}{c_array("int32_t", "m", m0)}{c_array("int32_t", "s", sh)}{c_array("int8_t", "x", x)}
 static int8_t y1[{ys}], y2[{ys}];
 static int32_t acc[{acc}];
 static int8_t col[{2 * int(np.prod(w.shape[1:]))}];

@@ -16,7 +16,7 @@ import torch
 from edgeprune.criteria.base import ScoringContext, register_criterion
 from edgeprune.errors import ConfigError
 from edgeprune.graph.coupling import ChannelGroup
-from edgeprune.graph.trace import _Recorder, run_recorded
+from edgeprune.graph.trace import Recorder, run_recorded
 from edgeprune.rules.base import has_rule
 
 ACTIVATIONS = {"relu", "relu6", "hardtanh", "leaky_relu", "gelu", "silu", "hardswish", "elu", "mish", "sigmoid"}
@@ -31,7 +31,7 @@ def _value_slots(group: ChannelGroup, graph, zero_based: bool) -> list[tuple]:
     return [s for s in vs if graph.values[s[1]].producer is not None and graph.values[s[1]].producer.kind == "module"]
 
 
-class _StatsRecorder(_Recorder):
+class _StatsRecorder(Recorder):
     def __init__(self, model, wanted: dict[int, list[tuple[int, int]]], kind: str):
         super().__init__(has_rule, model)
         self.wanted, self.kind = wanted, kind  # node index -> [(output position, dim)]

@@ -62,7 +62,7 @@ def plan_memory(model: Int8Model) -> MemoryPlan:
     return MemoryPlan(offsets, int(total), root)
 
 
-def _csr(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def csr_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = w.reshape(w.shape[0], -1)
     nz = rows != 0
     cols = np.nonzero(nz)[1].astype(np.uint16)
@@ -102,7 +102,7 @@ def _mark_name(op, k: int) -> str:
     return f"{op.kind} {name}" if name else f"{op.kind} #{k}"
 
 
-def _array(ctype: str, name: str, data: np.ndarray) -> str:
+def c_array(ctype: str, name: str, data: np.ndarray) -> str:
     flat = np.asarray(data).reshape(-1)
     body = ",".join(str(int(v)) for v in flat) if flat.size else "0"
     return f"static const {ctype} {name}[{max(flat.size, 1)}] = {{{body}}};\n"
@@ -161,7 +161,7 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
         ishape, oshape = model.shapes[op.inputs[0]], model.shapes[op.output]
         if op.kind in ("conv", "linear"):
             w = a["w_q"]
-            vals, cols, ptr = _csr(w)
+            vals, cols, ptr = csr_rows(w)
             use_sparse = sparse and csr_pays(vals.size, w.shape[0], w.size)
             bias = np.asarray(a["b_q"], dtype=np.int64)
             if not use_sparse and (op.kind == "linear" or a["groups"] == 1):
@@ -171,18 +171,18 @@ def generate_c(model: Int8Model, out_dir: str | os.PathLike, sparse: bool = True
                     dense_n = max(dense_n, int(np.prod(w.shape[1:])))
             if np.abs(bias).max(initial=0) >= 2 ** 31:
                 raise ConfigError(f"layer {a.get('name')}: the bias does not fit 32 bits after folding the zero point")
-            decls.append(_array("int32_t", f"b{k}", bias) + _array("int32_t", f"m{k}", a["m0"])
-                         + _array("int32_t", f"s{k}", a["shift"]))
+            decls.append(c_array("int32_t", f"b{k}", bias) + c_array("int32_t", f"m{k}", a["m0"])
+                         + c_array("int32_t", f"s{k}", a["shift"]))
             wbytes += 4 * 3 * len(a["b_q"])
             if use_sparse:
                 if w.reshape(w.shape[0], -1).shape[1] > 65535:
                     raise ConfigError(f"layer {a.get('name')}: too many inputs per row for 16-bit CSR columns")
-                decls.append(_array("int8_t", f"v{k}", vals) + _array("uint16_t", f"c{k}", cols)
-                             + _array("uint32_t", f"r{k}", ptr))
+                decls.append(c_array("int8_t", f"v{k}", vals) + c_array("uint16_t", f"c{k}", cols)
+                             + c_array("uint32_t", f"r{k}", ptr))
                 sparse_layers.append(a.get("name", f"op{k}"))
                 wbytes += vals.size * 3 + ptr.size * 4
             else:
-                decls.append(_array("int8_t", f"w{k}", w))
+                decls.append(c_array("int8_t", f"w{k}", w))
                 wbytes += w.size
             relu = int(bool(a["relu"]))
             if op.kind == "linear":

@@ -15,7 +15,7 @@ from torch.utils._pytree import tree_flatten
 
 from edgeprune.errors import ConfigError, VerificationError
 from edgeprune.outputs import recover, temp_sibling
-from edgeprune.graph.trace import _call
+from edgeprune.example_inputs import call_with
 
 
 _MARK = "written_by"
@@ -75,7 +75,7 @@ def export_onnx(model: nn.Module, example_inputs: Any, path: str | os.PathLike, 
             feed = {i.name: t.numpy() for i, t in zip(sess.get_inputs(), flat)}
             got = sess.run(None, feed)
             with torch.no_grad():
-                want = [t.numpy() for t in tree_flatten(_call(model, example_inputs))[0] if isinstance(t, torch.Tensor)]
+                want = [t.numpy() for t in tree_flatten(call_with(model, example_inputs))[0] if isinstance(t, torch.Tensor)]
             for g, w in zip(got, want):
                 if g.shape != w.shape or not np.allclose(g, w, rtol=rtol, atol=atol):
                     raise VerificationError(f"ONNX Runtime output differs from PyTorch "

@@ -23,8 +23,8 @@ from scipy.sparse.csgraph import connected_components
 from torch import nn
 
 from edgeprune.errors import ConfigError, UnsupportedLayerError
-from edgeprune.graph.graph import OpGraph, OpNode, Value
-from edgeprune.rules.base import CouplingContext, Slot, op_rule, rule_for
+from edgeprune.opgraph import OpGraph, OpNode, Slot, Value
+from edgeprune.rules.base import CouplingContext, op_rule, rule_for
 
 
 @dataclass
@@ -83,13 +83,13 @@ class Coupler(CouplingContext):
 
     def value(self, v: Value, dim: int) -> Slot:
         dim = dim % v.ndim
-        slot = ("p", v.param, dim) if v.param else ("v", v.id, dim)
+        slot = Slot.of(v, dim)
         self.mentioned.add(slot)
         return self._ensure(slot, v.shape[dim])
 
     def param(self, name: str, dim: int) -> Slot:
         t = self.tensors[name]
-        return self._ensure(("p", name, dim % t.ndim), t.shape[dim])
+        return self._ensure(Slot.param(name, dim % t.ndim), t.shape[dim])
 
     def size(self, slot: Slot) -> int:
         return self.sizes[slot]
@@ -126,14 +126,14 @@ class Coupler(CouplingContext):
     # the pass -------------------------------------------------------------
     def block_value(self, v: Value, reason: str | None = None) -> None:
         for d in range(v.ndim):
-            slot = ("p", v.param, d) if v.param else ("v", v.id, d)
+            slot = Slot.of(v, d)
             self._ensure(slot, v.shape[d])
             (self.unknown.__setitem__(slot, reason) if reason else self.blocked.add(slot))
 
     def _close_node(self, node: OpNode) -> None:
         for v in node.inputs + node.outputs:
             for d in range(v.ndim):
-                slot = ("p", v.param, d) if v.param else ("v", v.id, d)
+                slot = Slot.of(v, d)
                 if slot not in self.mentioned:
                     self._ensure(slot, v.shape[d])
                     self.blocked.add(slot)
@@ -172,7 +172,7 @@ class Coupler(CouplingContext):
             t = self.tensors[name]
             for d in range(t.ndim):
                 if t.ndim == 1 or d != 1 or "Transpose" in self.owner_type.get(name, ""):
-                    self.blocked.add(self._ensure(("p", name, d), t.shape[d]))
+                    self.blocked.add(self._ensure(Slot.param(name, d), t.shape[d]))
         self._resolve_reshapes(deferred)
 
     # reshapes -------------------------------------------------------------
@@ -198,7 +198,7 @@ class Coupler(CouplingContext):
         comp, blocked, has_param = self._dim_flags()
 
         def score(v: Value, d: int, inferred: set[int] = frozenset()) -> tuple:
-            slot = ("p", v.param, d) if v.param else ("v", v.id, d)
+            slot = Slot.of(v, d)
             c = comp.get(slot)
             free = c is None or not blocked[c]
             # a size the code asked to infer (-1) is the one it lets vary: (-1, head_size) splits heads

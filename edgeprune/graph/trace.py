@@ -19,7 +19,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 from edgeprune.errors import TraceError
-from edgeprune.graph.graph import OpGraph, OpNode, Value, ValueRef
+from edgeprune.example_inputs import call_with
+from edgeprune.opgraph import OpGraph, OpNode, Value, ValueRef
 
 _ALIASES = {"iadd": "add", "radd": "add", "isub": "sub", "rmul": "mul", "imul": "mul",
             "truediv": "div", "itruediv": "div", "floordiv": "div", "true_divide": "div",
@@ -38,7 +39,7 @@ def canonical_name(func: Callable) -> str:
     return _ALIASES.get(name, name)
 
 
-class _Recorder(TorchFunctionMode):
+class Recorder(TorchFunctionMode):
     def __init__(self, leaf_types: Callable[[nn.Module], bool], model: nn.Module):
         super().__init__()
         self.is_leaf = leaf_types
@@ -136,15 +137,7 @@ def _fx_trace(model: nn.Module, is_leaf: Callable[[nn.Module], bool]) -> nn.Modu
     return torch.fx.GraphModule(model, graph)
 
 
-def _call(fn: Callable, example_inputs: Any) -> Any:
-    if isinstance(example_inputs, dict):
-        return fn(**example_inputs)
-    if isinstance(example_inputs, (tuple, list)):
-        return fn(*example_inputs)
-    return fn(example_inputs)
-
-
-def run_recorded(rec: "_Recorder", model: nn.Module, example_inputs: Any) -> Any:
+def run_recorded(rec: "Recorder", model: nn.Module, example_inputs: Any) -> Any:
     """Run `model` on `example_inputs` under `rec` (no grad, hooks removed afterwards)."""
     handles = []
     for m in model.modules():
@@ -161,7 +154,7 @@ def run_recorded(rec: "_Recorder", model: nn.Module, example_inputs: Any) -> Any
             for t in tree_flatten(example_inputs)[0]:
                 if isinstance(t, torch.Tensor):
                     rec._new_value(t, None)
-            return _call(model, example_inputs)
+            return call_with(model, example_inputs)
     finally:
         for h in handles:
             h.remove()
@@ -189,7 +182,7 @@ def trace(model: nn.Module, example_inputs: Any, is_leaf: Callable[[nn.Module], 
             warnings.warn(f"torch.fx could not trace {type(model).__name__} ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:200]}); using the runtime trace, which records "
                           "the path taken for the example inputs only.", stacklevel=2)
-    rec = _Recorder(is_leaf, model)
+    rec = Recorder(is_leaf, model)
     was_training = model.training
     model.eval()
     try:

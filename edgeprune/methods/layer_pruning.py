@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from edgeprune.graph.trace import _call
+from edgeprune.example_inputs import call_with
 
 
 @dataclass
@@ -42,7 +42,7 @@ def block_scores(model: nn.Module, data: Iterable, candidates: list[str] | None 
         hooks.append(modules[name].register_forward_hook(hook))
     try:
         for batch in data:
-            _call(model, batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch)
+            call_with(model, batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch)
     finally:
         for h in hooks:
             h.remove()
@@ -62,6 +62,6 @@ def prune_layers(model: nn.Module, data: Iterable, n_remove: int, example_inputs
         parent, _, child = name.rpartition(".")
         setattr(pruned.get_submodule(parent) if parent else pruned, child, nn.Identity())
     with torch.no_grad():
-        if tuple(_call(pruned.eval(), example_inputs).shape) != tuple(_call(model.eval(), example_inputs).shape):
+        if tuple(call_with(pruned.eval(), example_inputs).shape) != tuple(call_with(model.eval(), example_inputs).shape):
             raise RuntimeError("removing blocks changed the output shape")
     return LayerPruneResult(pruned, order, scores)

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from edgeprune.graph.coupling import build_groups, model_tensors
-from edgeprune.graph.trace import _call, trace
+from edgeprune.example_inputs import call_with
+from edgeprune.graph.trace import trace
 from edgeprune.surgery.apply import apply_plan
 from edgeprune.surgery.plan import PrunePlan
 
@@ -80,5 +81,5 @@ def merge_redundant(model: nn.Module, example_inputs: Any, bins: int | None = No
         removed[g.index] = dups
     plan = PrunePlan.from_groups(groups, removed, model_tensors(work))
     merged_model = apply_plan(work, plan)
-    err = float((_call(merged_model, example_inputs) - _call(model.eval(), example_inputs)).abs().max())
+    err = float((call_with(merged_model, example_inputs) - call_with(model.eval(), example_inputs)).abs().max())
     return MergeResult(merged_model, plan, sum(len(v) for v in removed.values()), err)

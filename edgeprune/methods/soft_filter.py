@@ -15,10 +15,7 @@ import torch
 from torch import nn
 
 from edgeprune.api import PruneConfig, PruneResult, prune
-from edgeprune.criteria import get_criterion
-from edgeprune.criteria.base import ScoringContext
-from edgeprune.graph.coupling import build_groups
-from edgeprune.graph.trace import trace
+from edgeprune.engine import PruningSession
 from edgeprune.selection import n_prune
 
 
@@ -29,24 +26,24 @@ class SoftFilterPruning:
     def __init__(self, model: nn.Module, example_inputs: Any, prune_ratio: float = 0.3):
         self.model, self.example_inputs, self.prune_ratio = model, example_inputs, prune_ratio
         was = model.training
-        self.groups = build_groups(model, trace(model, example_inputs))
+        self.session = PruningSession(model, example_inputs)
+        self.groups = self.session.groups()
         model.train(was)
         self.zeroed: dict[int, list[int]] = {}
 
     @torch.no_grad()
     def step(self) -> dict[int, list[int]]:
         """Zero the weakest filters of every group; return the zeroed units by group."""
-        tensors = dict(self.model.named_parameters())
-        ctx = ScoringContext(tensors)
-        crit = get_criterion("l2")
+        scores = self.session.score(self.groups, "l2")  # the session reads the live weights
         self.zeroed = {}
         for g in self.groups:
             k = n_prune(g, self.prune_ratio, 1, 1)
-            units = torch.argsort(crit(g, ctx), stable=True)[:k].tolist()
+            units = torch.argsort(scores[g.index], stable=True)[:k].tolist()
             self.zeroed[g.index] = units
-            for (kind, name, dim), idx in g.removed(units).items():
-                if kind == "p" and dim == 0 and tensors.get(name) is not None and tensors[name].ndim >= 2:
-                    tensors[name].index_fill_(dim, torch.as_tensor(idx, dtype=torch.long), 0.0)
+            for slot, idx in g.removed(units).items():
+                t = self.session.tensors.get(slot.key) if slot.kind == "p" else None
+                if slot.dim == 0 and t is not None and t.ndim >= 2:
+                    t.index_fill_(slot.dim, torch.as_tensor(idx, dtype=torch.long), 0.0)
         return self.zeroed
 
     def finalize(self, **kw) -> PruneResult:

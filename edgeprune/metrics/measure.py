@@ -13,8 +13,9 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from edgeprune.graph.graph import OpGraph, OpNode
-from edgeprune.graph.trace import _call, trace
+from edgeprune.opgraph import OpGraph, OpNode
+from edgeprune.example_inputs import call_with
+from edgeprune.graph.trace import trace
 from edgeprune.rules.base import rule_for
 
 
@@ -130,7 +131,7 @@ def torch_latency_ms(model: nn.Module, example_inputs: Any, repeats: int = 30) -
     model.eval()
     try:
         with torch.inference_mode():
-            return _median_ms(lambda: _call(model, example_inputs), repeats)
+            return _median_ms(lambda: call_with(model, example_inputs), repeats)
     finally:
         torch.set_num_threads(threads)
         model.train(was)

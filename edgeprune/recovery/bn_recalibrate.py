@@ -8,7 +8,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from edgeprune.graph.trace import _call
+from edgeprune.example_inputs import call_with
 
 
 @torch.no_grad()
@@ -27,7 +27,7 @@ def bn_recalibrate(model: nn.Module, data: Iterable, batches: int | None = None)
         for i, batch in enumerate(data):
             if batches is not None and i >= batches:
                 break
-            _call(model, batch[0] if isinstance(batch, (tuple, list)) else batch)
+            call_with(model, batch[0] if isinstance(batch, (tuple, list)) else batch)
     finally:
         for m, mom in momenta.items():
             m.momentum = mom

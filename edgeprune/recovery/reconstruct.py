@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgeprune.graph.trace import _call
+from edgeprune.example_inputs import call_with
 from edgeprune.recovery.bn_recalibrate import bn_recalibrate
 from edgeprune.surgery.plan import PrunePlan
 
@@ -31,7 +31,7 @@ def _capture(model: nn.Module, name: str, x, want: str) -> torch.Tensor:
         raise _Stop
     h = mod.register_forward_hook(hook)
     try:
-        _call(model, x)
+        call_with(model, x)
     except _Stop:
         pass
     finally:

@@ -17,9 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeprune.graph.graph import OpNode, Value
-
-Slot = tuple  # ("v", value_id, dim) or ("p", tensor_qualname, dim)
+from edgeprune.opgraph import OpNode, Slot, Value
 
 
 class CouplingContext:
@@ -85,6 +83,15 @@ def rule_for(module: nn.Module) -> LayerRule | None:
             if t is type(module) or type(module).forward is t.forward:
                 return _MODULE_RULES[t]
             return None
+    return None
+
+
+def attribute_rule(module: nn.Module) -> LayerRule | None:
+    """The rule that fixes `module`'s attributes after its tensors were sliced: its type's, or
+    an ancestor type's (a subclass that overrides forward still keeps the parent's attributes)."""
+    for t in type(module).__mro__:
+        if t in _MODULE_RULES:
+            return _MODULE_RULES[t]
     return None
 
 

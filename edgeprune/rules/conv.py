@@ -10,7 +10,7 @@ import math
 import numpy as np
 from torch import nn
 
-from edgeprune.graph.graph import OpNode, Value
+from edgeprune.opgraph import OpNode, Value
 from edgeprune.rules.base import CouplingContext, LayerRule, register_op, register_rule
 
 

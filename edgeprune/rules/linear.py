@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgeprune.graph.graph import OpNode, Value
+from edgeprune.opgraph import OpNode, Value
 from edgeprune.rules.base import CouplingContext, LayerRule, register_op, register_rule
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from torch.utils._pytree import tree_flatten
 
-from edgeprune.graph.graph import OpNode, Value, ValueRef
+from edgeprune.opgraph import OpNode, Value, ValueRef
 from edgeprune.rules.base import CouplingContext, register_op
 
 

@@ -37,7 +37,7 @@ def search_prune(model: nn.Module, task, method: str, target: float, key: str = 
     from edgeprune.search.amc import AMC, AMCConfig
     from edgeprune.search.dsa import DSA, DSAConfig
     from edgeprune.search.space import ChannelSpace
-    from edgeprune.workflow import calibration_batches
+    from edgeprune.data import calibration_batches
 
     if method not in SEARCH_METHODS:
         raise ConfigError(f"unknown search method {method!r}; choose one of {SEARCH_METHODS}")

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeprune.api import PruneConfig, PruneResult, _expand_ignore
-from edgeprune.criteria import get_criterion
-from edgeprune.criteria.base import ScoringContext
+from edgeprune.api import PruneConfig, PruneResult
 from edgeprune.errors import ConfigError
-from edgeprune.graph.coupling import ChannelGroup, build_groups, model_tensors
+from edgeprune.engine import PruningSession
+from edgeprune.graph.coupling import ChannelGroup
 from edgeprune.metrics import count_macs, count_params, measure
-from edgeprune.pruning import _owner_types, prune_once
+from edgeprune.opgraph import Slot
+from edgeprune.pruning import prune_once
 from edgeprune.surgery.apply import apply_plan
 from edgeprune.surgery.plan import PrunePlan
 from edgeprune.verify import verify
@@ -71,23 +71,19 @@ class ChannelSpace:
                  data: list | None = None, round_to: int = 1):
         self.model, self.example_inputs, self.round_to = model.eval(), example_inputs, round_to
         self.config = PruneConfig(criterion=criterion, prune_ratio=0.5, ignore=tuple(ignore), round_to=round_to)
-        self.ignore = _expand_ignore(model, self.config.ignore)
         if criterion == "taylor":
             raise ConfigError("ChannelSpace ranks channels once on the weights; use l1, l2, fpgm or an activation "
                               "criterion with data=...")
-        # a checked prune at half width teaches which ops must keep their width
-        step, blocks = prune_once(model, example_inputs, self.config, 0.5, {}, self.ignore, data=data)
-        self.graph = step.graph  # the trace of `model` the checks used
-        groups = build_groups(model, self.graph, ignore=self.ignore, blocked_nodes=blocks.nodes,
-                              blocked_values=blocks.values)
-        self.groups: list[ChannelGroup] = [g for g in groups if len(g) > 1]
+        self.session = PruningSession(model, example_inputs, ignore=ignore, data=data)
+        self.ignore = self.session.ignore
+        prune_once(self.session, self.config, 0.5)  # a checked prune at half width teaches which ops must keep their width
+        self.graph = self.session.graph
+        self.groups: list[ChannelGroup] = [g for g in self.session.groups() if len(g) > 1]
         if not self.groups:
             raise ConfigError(f"{type(model).__name__} has no prunable channel group to search over")
-        self.tensors = dict(model.named_parameters()) | dict(model.named_buffers())
-        ctx = ScoringContext(self.tensors, {}, _owner_types(model), torch.Generator().manual_seed(0), model,
-                             self.graph, data, {})
-        crit = get_criterion(criterion)
-        self.order = {g.index: torch.argsort(crit(g, ctx), stable=True).tolist() for g in self.groups}
+        self.tensors = self.session.tensors
+        scores = self.session.score(self.groups, criterion)
+        self.order = {g.index: torch.argsort(scores[g.index], stable=True).tolist() for g in self.groups}
         self.base_macs = count_macs(model, example_inputs)
         self.base_params = count_params(model)
         self.macs = self._fit(lambda m: count_macs(m, example_inputs))
@@ -143,7 +139,7 @@ class ChannelSpace:
         """The plan for `keep` (lowest-ranked units go), or for explicit `removed` units by group index."""
         if removed is None:
             removed = {g.index: self.order[g.index][: len(g) - u] for g, u in zip(self.groups, self.kept_units(keep))}
-        return PrunePlan.from_groups(self.groups, removed, model_tensors(self.model))
+        return self.session.plan(self.groups, removed)
 
     def prune(self, keep: Sequence[float] | None = None, removed: dict[int, list[int]] | None = None) -> nn.Module:
         """An unverified pruned copy (candidate evaluation); see `finalize` for the checked one."""
@@ -185,7 +181,7 @@ class ChannelSpace:
             touched = set()
             for v in list(node.inputs) + list(node.outputs):
                 for d in range(v.ndim):
-                    key = ("p", v.param, d) if v.param else ("v", v.id, d)
+                    key = Slot.of(v, d)
                     if key in where:
                         touched.add(where[key])
             pairs |= set(itertools.combinations(sorted(touched), 2))

@@ -5,18 +5,11 @@ import torch
 from torch import nn
 
 from edgeprune.errors import PlanMismatchError
-from edgeprune.rules.base import _MODULE_RULES
+from edgeprune.rules.base import attribute_rule
 from edgeprune.surgery.plan import PrunePlan
 
 # attributes some models read in forward() for a width (torchvision's ViT reads hidden_dim)
 _WIDTH_ATTRS = ("hidden_dim", "embed_dim", "dim", "channels", "num_features", "hidden_size", "width")
-
-
-def _update_rule(module: nn.Module):
-    for t in type(module).__mro__:
-        if t in _MODULE_RULES:
-            return _MODULE_RULES[t]
-    return None
 
 
 def _keep_index(size: int, removed: list[int], device) -> torch.Tensor:
@@ -87,7 +80,7 @@ def apply_plan(model: nn.Module, plan: PrunePlan) -> nn.Module:
             else:
                 owner._buffers[attr] = replacement
     for mod, sizes in touched.values():
-        rule = _update_rule(mod)
+        rule = attribute_rule(mod)
         if rule is not None:
             rule.update(mod)
         elif sizes:

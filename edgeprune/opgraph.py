@@ -1,8 +1,10 @@
-"""Read-only records of one traced execution: tensor values and the ops between them."""
+"""Read-only records of one traced execution: tensor values, the ops between them, and the
+slots (axes) that can carry channels. The bottom of the engine: rules, the tracer and the
+coupling all read these records; nothing here imports them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -88,3 +90,21 @@ class OpGraph:
 
     def __repr__(self) -> str:
         return f"OpGraph({len(self.nodes)} ops, tracer={self.tracer})\n" + "\n".join(map(repr, self.nodes))
+
+
+class Slot(NamedTuple):
+    """One axis that can carry channels: dim `dim` of a traced value (kind "v", key = value id)
+    or of a parameter or buffer (kind "p", key = its qualified name)."""
+
+    kind: str
+    key: int | str
+    dim: int
+
+    @classmethod
+    def of(cls, v: Value, dim: int) -> "Slot":
+        """Axis `dim` of a traced value; a parameter used outside a leaf module is named by its tensor."""
+        return cls("p", v.param, dim) if v.param else cls("v", v.id, dim)
+
+    @classmethod
+    def param(cls, name: str, dim: int) -> "Slot":
+        return cls("p", name, dim)
