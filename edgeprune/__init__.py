@@ -2,8 +2,14 @@
 from edgeprune import rules  # noqa: F401  (registers the layer rules)
 from edgeprune.api import PruneConfig, PruneResult, prune
 from edgeprune.criteria import register_criterion
-from edgeprune.errors import (ConfigError, EdgePruneError, PlanMismatchError, TraceError,
-                              UnsupportedLayerError, VerificationError)
+from edgeprune.errors import (
+                              ConfigError,
+                              EdgePruneError,
+                              PlanMismatchError,
+                              TraceError,
+                              UnsupportedLayerError,
+                              VerificationError,
+)
 from edgeprune.export import export_onnx, load_pruned, save_pruned
 from edgeprune.graph import trace
 from edgeprune.graph.coupling import ChannelGroup, build_groups

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from edgeprune.criteria import get_criterion
+from edgeprune.engine import PruningSession
 from edgeprune.errors import ConfigError
 from edgeprune.metrics import ModelStats, measure
-from edgeprune.engine import PruningSession
 from edgeprune.pruning import prune_steps, search_ratio, warn_repairs
 from edgeprune.selection import expand_ignore
 from edgeprune.surgery.plan import PrunePlan

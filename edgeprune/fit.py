@@ -29,8 +29,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeprune.devices import Budget, Check, DeviceCost, budget_table, check_budget, load_profile, model_cost
 from edgeprune.deploy.timing import FlashModel
+from edgeprune.devices import (
+    Budget,
+    Check,
+    DeviceCost,
+    budget_table,
+    check_budget,
+    load_profile,
+    model_cost,
+)
 from edgeprune.errors import ConfigError
 from edgeprune.outputs import check_output, writing
 from edgeprune.training import TrainConfig, evaluate, take_samples, train
@@ -128,8 +136,8 @@ def live_timeline(model: nn.Module, example, element_bytes: int) -> list[int]:
 
 class _Fitter:
     def __init__(self, model: nn.Module, task, cfg: FitConfig):
-        from edgeprune.search import ChannelSpace
         from edgeprune.data import calibration_batches
+        from edgeprune.search import ChannelSpace
 
         self.model, self.task, self.cfg = model.eval(), task, cfg
         self.profile = load_profile(cfg.device)
@@ -423,7 +431,13 @@ def _deploy_c(pruned: nn.Module, f: "_Fitter", task, c_dir: Path, acc: dict, fil
     import shutil
 
     from edgeprune.deploy import quantize_model
-    from edgeprune.deploy.cgen import CCheck, compile_and_check, cross_compile_size, generate_c, run_compiled
+    from edgeprune.deploy.cgen import (
+        CCheck,
+        compile_and_check,
+        cross_compile_size,
+        generate_c,
+        run_compiled,
+    )
     from edgeprune.deploy.emulate import BOARDS, CYCLES_PER_INSTRUCTION
 
     if shutil.which("gcc") is None:

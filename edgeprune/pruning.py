@@ -6,7 +6,6 @@ from the same code site, then the tensors whose shapes the code read before it, 
 everything upstream (`engine.Blocks`). What was kept, and why, is recorded in the plan."""
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass, replace
 

@@ -7,11 +7,12 @@ import re
 from typing import Iterable
 
 import torch
-
 from torch import nn
 
 from edgeprune.errors import ConfigError
 from edgeprune.graph.coupling import ChannelGroup
+
+PRODUCING = ("out", "bias", "scale", "shift", "stat", "act")  # axes on the producing side of a group's channels (rules' roles)
 
 
 def matches(name: str, patterns: Iterable[str]) -> bool:
@@ -37,7 +38,7 @@ def expand_ignore(model: nn.Module, ignore: Iterable[str]) -> list[str]:
 
 def group_ratio(g: ChannelGroup, layer_ratios: dict[str, float], base: float) -> float:
     """The ratio of the first pattern naming one of the group's layers (by their module names)."""
-    layers = [s[1].rsplit(".", 1)[0] for s in g.param_slots if s[2] == 0]
+    layers = [s.key.rsplit(".", 1)[0] for s in g.param_slots if g.roles.get(s) in PRODUCING]
     for pat, r in layer_ratios.items():
         if any(matches(name, [pat]) for name in layers):
             return r

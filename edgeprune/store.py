@@ -18,11 +18,15 @@ from torch import nn
 from edgeprune.errors import ConfigError, PlanMismatchError
 from edgeprune.outputs import writing
 from edgeprune.safe_json import read_json
-from edgeprune.weights_io import MAX_WEIGHTS_BYTES, load_weights, nonfinite_tensors, state_tensors  # noqa: F401
 from edgeprune.surgery.apply import apply_plan
 from edgeprune.surgery.plan import PrunePlan
+from edgeprune.weights_io import (  # noqa: F401
+    MAX_WEIGHTS_BYTES,
+    load_weights,
+    nonfinite_tensors,
+    state_tensors,
+)
 from edgeprune.zoo.registry import MODELS, check_model_args
-
 
 
 def save_model(model: nn.Module, directory: str | os.PathLike, arch: str, arch_kwargs: dict | None = None,

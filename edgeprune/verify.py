@@ -18,10 +18,10 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from edgeprune.errors import VerificationError
-from edgeprune.graph.coupling import ChannelGroup, build_groups
-from edgeprune.opgraph import OpGraph, Slot, Value
 from edgeprune.example_inputs import call_with
+from edgeprune.graph.coupling import ChannelGroup, build_groups
 from edgeprune.graph.trace import Recorder, canonical_name, run_recorded, trace
+from edgeprune.opgraph import OpGraph, Slot, Value
 from edgeprune.rules.base import has_rule, masked_op, rule_for
 from edgeprune.surgery.plan import PrunePlan
 

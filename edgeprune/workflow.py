@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,7 +16,6 @@ from edgeprune.metrics import measure
 from edgeprune.report_table import before_after_table
 from edgeprune.training import TrainConfig, evaluate, train
 from edgeprune.zoo import MODELS
-
 
 RECOVERY = ("finetune", "distill", "reconstruct", "bn-recalibrate", "none")
 

@@ -134,3 +134,25 @@ def test_activation_criteria_need_data():
     m = _gated_conv()
     with pytest.raises(ep.ConfigError, match="calibration data"):
         ep.prune(m, ep.PruneConfig(criterion="apoz"), example_inputs=torch.randn(1, 2, 4, 4))
+
+
+def test_l1_ranks_a_transposed_convolution_by_its_filters_alone():
+    # ConvTranspose2d's weight is (in, out, kh, kw): its filters are axis 1. The rules tag that
+    # axis "out"; the old shape guess ("dim 0 of a 2-D+ tensor") found no filter in the group
+    # and summed every tensor, BatchNorm's scale and shift and the consumer's columns included.
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ConvTranspose2d(4, 6, 3, padding=1), nn.BatchNorm2d(6),
+                      nn.ReLU(), nn.Conv2d(6, 2, 1)).eval()
+    filter_l1 = torch.tensor([0.2, 3.0, 0.4, 2.0, 0.6, 1.0])  # |W_T[:, c]| summed: channels 0, 2, 4 are weakest
+    with torch.no_grad():
+        w = m[1].weight
+        w.copy_(w.sign() * filter_l1.view(1, 6, 1, 1) / w[0].numel() / 4)  # each of the 4x9 entries equal in size
+        m[1].bias.zero_()
+        m[2].weight.copy_(torch.tensor([9.0, 0.1, 9.0, 0.1, 9.0, 0.1]))  # BN would rank the other way
+        m[2].bias.copy_(torch.tensor([5.0, 0.0, 5.0, 0.0, 5.0, 0.0]))
+        m[4].weight.copy_(torch.tensor([[8.0, 0.1, 8.0, 0.1, 8.0, 0.1]] * 2).view(2, 6, 1, 1))
+    r = ep.prune(m, ep.PruneConfig(criterion="l1", prune_ratio=0.5, ignore=("0",)),
+                 example_inputs=torch.randn(1, 3, 8, 8))
+    assert r.verification.ok
+    assert r.plan.removed["1.weight"][1] == [0, 2, 4]
+    assert r.plan.removed["2.weight"][0] == [0, 2, 4] and r.plan.removed["4.weight"][1] == [0, 2, 4]

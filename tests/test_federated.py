@@ -214,6 +214,7 @@ def test_membership_auc_and_calibrated_attack():
     import numpy as np
     import torch
     from torch import nn
+
     from edgeprune.federated.privacy import auc, calibrated_membership_auc
     assert auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0  # members all score higher
     assert auc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
@@ -243,7 +244,8 @@ def _memorised(seed=0):
 
 def test_memdefense_prunes_updates_towards_chance_within_the_tolerance():
     import torch
-    from edgeprune.federated.privacy import memdefense, membership_auc
+
+    from edgeprune.federated.privacy import membership_auc, memdefense
     model, start, members, reference = _memorised()
     before = [p.detach().clone() for p in model.parameters()]
     auc0 = membership_auc(model, members, reference)
@@ -265,6 +267,7 @@ def test_memdefense_prunes_updates_towards_chance_within_the_tolerance():
 
 def test_block_split_leaves_no_neighbour_of_a_held_window():
     import torch
+
     from edgeprune.federated.privacy import block_split
     kept, held = block_split(200, 0.2, torch.Generator().manual_seed(0), block=10)
     assert len(held) == 40 and len(set(kept.tolist()) & set(held.tolist())) == 0
@@ -277,6 +280,7 @@ def test_block_split_leaves_no_neighbour_of_a_held_window():
 def test_personal_submodels_fit_each_profile_nest_and_average_where_held():
     import numpy as np
     import torch
+
     from edgeprune.devices import Budget, check_budget, load_profile, model_cost
     from edgeprune.federated.model import build
     from edgeprune.federated.personal import Personaliser
@@ -307,6 +311,7 @@ def test_personal_submodels_fit_each_profile_nest_and_average_where_held():
 def test_sparse_uplink_codec_roundtrip():
     import numpy as np
     from flwr.common import ndarrays_to_parameters
+
     from edgeprune.federated.codec import decode_sparse, encode_sparse, nbytes
     rng = np.random.default_rng(0)
     arrays = [rng.normal(size=(64, 32, 3)).astype(np.float32), rng.normal(size=64).astype(np.float32)]
@@ -324,6 +329,7 @@ def test_sparse_uplink_codec_roundtrip():
 
 def test_prunefl_adjusts_the_mask_from_gradients_and_goes_sparse():
     import numpy as np
+
     from edgeprune.federated import prunefl
     w = [np.arange(1, 101, dtype=np.float32).reshape(10, 10)]
     g2 = [np.zeros((10, 10), dtype=np.float32)]
@@ -354,6 +360,7 @@ def test_prunefl_adjusts_the_mask_from_gradients_and_goes_sparse():
 
 def test_prunefl_initial_pruning_on_one_device_then_sparse_rounds(tmp_path):
     import numpy as np
+
     from edgeprune.federated import prunefl
     clients, test, kwargs = hapt_devices(FedConfig())
     clients = clients[:4]
@@ -371,6 +378,7 @@ def test_prunefl_initial_pruning_on_one_device_then_sparse_rounds(tmp_path):
 
 def test_membership_holdout_windows_are_never_given_to_devices():
     import torch
+
     from edgeprune.federated.experiment import hapt_holdout
     cfg = FedConfig(mia_holdout=0.2)
     clients, _, _ = hapt_devices(cfg)
@@ -401,6 +409,7 @@ def _image_npz(path, n=300):
 
 def test_image_partitions_iid_and_dirichlet_with_disjoint_nonmembers(tmp_path):
     import torch
+
     from edgeprune.federated.experiment import image_devices
     npz = str(_image_npz(tmp_path / "m.npz"))
     clients, test, kwargs, non = image_devices(FedConfig(dataset="mnist", npz=npz, devices=5, mia_holdout=0.2))

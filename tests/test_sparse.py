@@ -3,8 +3,18 @@ import pytest
 import torch
 from torch import nn
 
-from edgeprune.sparse import (DynamicNetworkSurgery, GradualMagnitudePruning, bitmask_bytes, csr_bytes,
-                              cubic_sparsity, global_magnitude, lamp_masks, lamp_scores, layer_magnitude, nm_masks)
+from edgeprune.sparse import (
+    DynamicNetworkSurgery,
+    GradualMagnitudePruning,
+    bitmask_bytes,
+    csr_bytes,
+    cubic_sparsity,
+    global_magnitude,
+    lamp_masks,
+    lamp_scores,
+    layer_magnitude,
+    nm_masks,
+)
 
 
 def _two_layers():

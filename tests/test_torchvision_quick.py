@@ -1,4 +1,4 @@
-"""A quick subset of the torchvision sweep (the full one is `edgeprune sweep`)."""
+"""A quick subset of the torchvision sweep (the full one is `python -m benchmarks.sweep`)."""
 import warnings
 
 import pytest

@@ -373,18 +373,6 @@ def cmd_demo(a) -> int:
     return 0
 
 
-def cmd_sweep(a) -> int:
-    from edgeprune.sweep import run_sweep
-
-    return run_sweep(a.out, a.models, a.ratio, a.timeout)
-
-
-def cmd_bench_engine(a) -> int:
-    from edgeprune.bench_engine import run_engine_benchmark
-
-    return run_engine_benchmark(a.models, a.out)
-
-
 def cmd_devices(a) -> int:
     from edgeprune.devices import builtin_profiles
 
@@ -516,13 +504,6 @@ def cmd_federated(a) -> int:
     return 0
 
 
-def cmd_bench_methods(a) -> int:
-    from edgeprune.benchmarks.methods import main as bench_main
-
-    bench_main(a.args[1:] if a.args[:1] == ["--"] else a.args)
-    return 0
-
-
 def robust_rules() -> tuple[str, ...]:
     try:
         from edgeprune.federated.robust import RULES
@@ -641,19 +622,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_force(s)
     s.set_defaults(fn=cmd_demo)
 
-    s = sub.add_parser("sweep", help="prune every torchvision classification model (needs torchvision)")
-    s.add_argument("--out", type=Path, default=Path("docs/sweep.md"))
-    s.add_argument("--models", nargs="*", help="names (default: all)")
-    s.add_argument("--ratio", type=RATIO, default=0.5)
-    s.add_argument("--timeout", type=COUNT, default=600, help="seconds per model")
-    s.set_defaults(fn=cmd_sweep)
-
-    s = sub.add_parser("bench-engine", help="time trace+group+prune (+verify), optionally vs Torch-Pruning")
-    s.add_argument("--models", nargs="*", default=["resnet50", "mobilenet_v2", "densenet121", "vit_b_16",
-                                                   "vgg16_bn", "densenet201", "maxvit_t", "swin_v2_t"])
-    s.add_argument("--out", type=Path, default=Path("docs/engine_benchmark.md"))
-    s.set_defaults(fn=cmd_bench_engine)
-
     s = sub.add_parser("devices", help="list the built-in device profiles")
     s.set_defaults(fn=cmd_devices)
 
@@ -744,10 +712,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_force(s)
     s.set_defaults(fn=cmd_federated)
 
-    s = sub.add_parser("bench-methods", help="pruning methods side by side with baselines and scratch training "
-                                             "(options: edgeprune bench-methods -- --help)")
-    s.add_argument("args", nargs=argparse.REMAINDER, help="options of python -m edgeprune.benchmarks.methods")
-    s.set_defaults(fn=cmd_bench_methods)
     return p
 
 

@@ -43,10 +43,10 @@ def get_criterion(name: str) -> Criterion:
 
 
 def per_unit(group: ChannelGroup, source: dict[str, torch.Tensor], reduce: str,
-             only_params: set[str] | None = None) -> Iterator[tuple[tuple, torch.Tensor]]:
-    """For each tensor axis of the group: a per-unit statistic without copying rows.
-    `reduce` = "abs_sum" (sum of |w|) or "sq_sum" (sum of w^2) over everything in the unit."""
-    for slot in group.param_slots:
+             only_params: set[str] | None = None, slots: list | None = None) -> Iterator[tuple[tuple, torch.Tensor]]:
+    """For each tensor axis of the group (or of `slots`): a per-unit statistic without copying
+    rows. `reduce` = "abs_sum" (sum of |w|) or "sq_sum" (sum of w^2) over everything in the unit."""
+    for slot in (group.param_slots if slots is None else slots):
         _, name, dim = slot
         if name not in source or (only_params is not None and name not in only_params):
             continue
@@ -60,9 +60,9 @@ def per_unit(group: ChannelGroup, source: dict[str, torch.Tensor], reduce: str,
 
 
 def unit_views(group: ChannelGroup, source: dict[str, torch.Tensor],
-               only_params: set[str] | None = None) -> Iterator[tuple[tuple, torch.Tensor]]:
-    """For each tensor axis of the group: (slot, [units, features]) gathered from `source`."""
-    for slot in group.param_slots:
+               only_params: set[str] | None = None, slots: list | None = None) -> Iterator[tuple[tuple, torch.Tensor]]:
+    """For each tensor axis of the group (or of `slots`): (slot, [units, features]) gathered from `source`."""
+    for slot in (group.param_slots if slots is None else slots):
         _, name, dim = slot
         if name not in source or (only_params is not None and name not in only_params):
             continue

@@ -1,8 +1,9 @@
 """L1 / L2 magnitude of each filter (Li, Kadav, Durdanovic, Samet, Graf, "Pruning Filters for
-Efficient ConvNets", ICLR 2017): the norm of the kernel weights that produce a channel. In a
-coupled group every producing layer counts, each layer's norms divided by their mean so that
-no layer dominates by its scale. Groups without a producing weight (a norm's channels only)
-use all their tensors."""
+Efficient ConvNets", ICLR 2017): the norm of the kernel weights that produce a channel (the
+axes the rules tag "out": a convolution's filters, whichever axis of its weight that is; a
+linear layer's rows). In a coupled group every producing layer counts, each layer's norms
+divided by their mean so that no layer dominates by its scale. Groups without a producing
+weight (a norm's channels only) use all their tensors."""
 from __future__ import annotations
 
 import torch
@@ -13,11 +14,9 @@ from edgeprune.graph.coupling import ChannelGroup
 
 def _norm(group: ChannelGroup, ctx: ScoringContext, p: int) -> torch.Tensor:
     params = {n for n, t in ctx.tensors.items() if isinstance(t, torch.nn.Parameter)}
-    filters = {s[1] for s in group.param_slots if s[2] == 0 and s[1] in ctx.tensors and ctx.tensors[s[1]].ndim >= 2}
+    filters = [s for s in group.producer_slots if s.key in params] or None  # None: every tensor of the group
     score = torch.zeros(len(group))
-    for slot, stat in per_unit(group, ctx.tensors, "abs_sum" if p == 1 else "sq_sum", only_params=params):
-        if filters and (slot[1] not in filters or slot[2] != 0):
-            continue
+    for _, stat in per_unit(group, ctx.tensors, "abs_sum" if p == 1 else "sq_sum", only_params=params, slots=filters):
         norms = stat if p == 1 else stat.sqrt()
         score += norms / norms.mean().clamp_min(1e-12)
     return score

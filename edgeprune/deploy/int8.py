@@ -24,6 +24,7 @@ from torch import nn
 
 from edgeprune.errors import ConfigError
 from edgeprune.graph.trace import trace
+from edgeprune.rules import layer_kind
 
 _ALIASES = ("flatten", "view", "reshape", "dropout", "contiguous", "identity")
 
@@ -171,21 +172,22 @@ def build_ops(model: nn.Module, example: torch.Tensor) -> tuple[list[Op], dict, 
         out = node.outputs[0] if node.outputs else None
         m = node.module
         t = node.target if node.kind == "function" else type(m).__name__
-        if node.kind == "module" and isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        kind = layer_kind(m) if node.kind == "module" else None
+        if kind == "conv" and len(m.kernel_size) in (1, 2):
             if m.padding_mode != "zeros" or _tup(m.dilation, 1)[0] != 1 or isinstance(m.padding, str):
                 raise ConfigError(f"{node.target}: only zero padding given as numbers, dilation 1, is deployed")
-            dims = 1 if isinstance(m, nn.Conv1d) else 2
+            dims = len(m.kernel_size)
             op = Op("conv", [ins[0].id], out.id, {
                 "w": m.weight.detach().double().clone(),
                 "b": (m.bias.detach().double().clone() if m.bias is not None else torch.zeros(m.out_channels, dtype=torch.float64)),
                 "dims": dims, "stride": _tup(m.stride, dims)[0] if dims == 1 else _tup(m.stride, 2),
                 "padding": _tup(m.padding, dims)[0] if dims == 1 else _tup(m.padding, 2), "groups": m.groups,
                 "relu": False, "name": node.target})
-        elif node.kind == "module" and isinstance(m, nn.Linear):
+        elif kind == "linear":
             op = Op("linear", [ins[0].id], out.id, {"w": m.weight.detach().double().clone(),
                     "b": (m.bias.detach().double().clone() if m.bias is not None else torch.zeros(m.out_features, dtype=torch.float64)),
                     "relu": False, "name": node.target})
-        elif node.kind == "module" and isinstance(m, nn.modules.batchnorm._BatchNorm):
+        elif kind == "batch_norm":
             prev = produced_by.get(ins[0].id)
             if prev is None or prev.kind != "conv" or prev.attrs["relu"] or consumers.get(ins[0].id, 0) != 1:
                 raise ConfigError(f"{node.target}: a batch norm is deployed only folded into the convolution before it")

@@ -3,7 +3,7 @@ their provenance, and a model's latency from them.
 
 The table (kernel_costs.json beside this file) is written by
 
-    python -m edgeprune.benchmarks.kernels --calibrate
+    python -m benchmarks.kernels --calibrate
 
 which builds one-layer models of every kernel kind the generator emits (`layer_kind`), at
 several sizes and shape classes ("x4": output channels and inputs per output multiples of 4,
@@ -43,6 +43,7 @@ from torch import nn
 
 from edgeprune.deploy.cgen import csr_pays
 from edgeprune.errors import ConfigError
+from edgeprune.rules import layer_kind
 
 FEATURES = ("macs", "outputs", "copied_bytes", "border_bytes", "loop_runs", "input_elements", "calls")
 KINDS = ("linear", "conv1d", "conv2d", "conv1d_depthwise", "conv1d_grouped", "conv2d_depthwise", "conv2d_grouped",
@@ -124,9 +125,9 @@ def model_layers(model: nn.Module, example_inputs: Any, sparse: bool = False, gr
                 runs = outs * (kh if dims == 2 else 1)
                 layers.append(Layer(name, f"maxpool{dims}d", "any", (outs * taps, outs, 0, 0, runs, math.prod(x_shape), 1)))
             continue
-        if isinstance(m, nn.modules.conv._ConvNd) and not isinstance(m, nn.modules.conv._ConvTransposeNd):
+        if layer_kind(m) == "conv":
             layers.append(_conv_layer(name, m, x_shape, y_shape, sparse, wide))
-        elif isinstance(m, nn.Linear):
+        elif layer_kind(m) == "linear":
             w = m.weight.detach()
             nnz = int((w != 0).sum())
             csr = sparse and csr_pays(nnz, m.out_features, w.numel())

@@ -11,7 +11,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-_LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
+from edgeprune.rules import layer_kind
+
+_LAYERS = ("linear", "conv", "conv_transpose")  # layer kinds whose weights are fake-quantised
 
 
 class _WeightFQ(nn.Module):
@@ -29,10 +31,10 @@ class FakeQuant:
         self._hooks = []
         self._params = []
         for m in model.modules():
-            if isinstance(m, _LAYERS):
+            if layer_kind(m) in _LAYERS:
                 parametrize.register_parametrization(m, "weight", _WeightFQ())
                 self._params.append(m)
-            if isinstance(m, _LAYERS + (nn.modules.batchnorm._BatchNorm,)):
+            if layer_kind(m) in _LAYERS + ("batch_norm",):
                 self._hooks.append(m.register_forward_hook(self._act))
 
     def _act(self, module: nn.Module, args, out: torch.Tensor) -> torch.Tensor:

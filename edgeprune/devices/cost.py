@@ -36,11 +36,12 @@ from edgeprune.devices.profiles import Budget, DeviceProfile
 from edgeprune.errors import ConfigError
 from edgeprune.graph.trace import trace
 from edgeprune.metrics.measure import count_macs, peak_activation_bytes
+from edgeprune.rules import layer_kind, weight_axes
 from edgeprune.sparse.storage import bitmask_bytes, csr_bytes
 
 PRECISION_BYTES = {"int8": 1, "fp32": 4}
-_LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
-_FOLDED = (nn.modules.batchnorm._BatchNorm,)
+_LAYERS = ("linear", "conv", "conv_transpose")  # layer kinds stored as weights, bias and requantisation
+_FOLDED = ("batch_norm",)  # folded into the layer before them
 
 
 @dataclass
@@ -67,18 +68,19 @@ def _weights_bytes(model: nn.Module, value_bytes: int, sparse: bool) -> tuple[in
     total, nnz, count = 0, 0, 0
     layer_params: set[int] = set()
     for m in model.modules():
-        if isinstance(m, _LAYERS):
+        kind = layer_kind(m)
+        if kind in _LAYERS:
             w = m.weight.detach()
             layer_params.add(id(m.weight))
             dense = w.numel() * value_bytes
             total += min(dense, bitmask_bytes(w, value_bytes), csr_bytes(w, value_bytes)) if sparse else dense
-            out_ch = w.shape[1] if isinstance(m, nn.modules.conv._ConvTransposeNd) else w.shape[0]
+            out_ch = w.shape[weight_axes(m)[0]]
             total += out_ch * (4 + (8 if value_bytes == 1 else 0))  # bias (+ requantisation)
             if m.bias is not None:
                 layer_params.add(id(m.bias))
             nnz += int((w != 0).sum()) if sparse else w.numel()
             count += w.numel()
-        elif isinstance(m, _FOLDED):
+        elif kind in _FOLDED:
             layer_params.update(id(p) for p in m.parameters(recurse=False))
     total += sum(p.numel() * 4 for p in model.parameters() if id(p) not in layer_params)
     return total, (nnz / count if count else 1.0)
@@ -93,7 +95,7 @@ def _scratch_bytes(graph, core: str) -> int:
     best = 0
     for n in graph.module_nodes():
         m = n.module
-        if isinstance(m, nn.modules.conv._ConvNd) and not isinstance(m, nn.modules.conv._ConvTransposeNd):
+        if layer_kind(m) == "conv":
             if m.groups == 1:
                 best = max(best, dense_scratch_bytes(m.in_channels * math.prod(m.kernel_size), wide))
             elif m.groups == m.in_channels and n.inputs and (any(m.padding) or not wide):  # the plane copy

@@ -4,10 +4,11 @@ what its work costs in energy. Built-in profiles live in builtin.toml with their
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+import tomllib
 
 from edgeprune.errors import ConfigError
 

@@ -14,9 +14,8 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from edgeprune.errors import ConfigError, VerificationError
-from edgeprune.outputs import recover, temp_sibling
 from edgeprune.example_inputs import call_with
-
+from edgeprune.outputs import recover, temp_sibling
 
 _MARK = "written_by"
 

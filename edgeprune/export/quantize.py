@@ -32,8 +32,13 @@ def quantize_int8(model: nn.Module, example: torch.Tensor, calibration: Iterable
                   int8_path: str | os.PathLike, samples: int = 500) -> Path:
     """Write `float_path` (checked float ONNX) and `int8_path` (static int8, QDQ) for `model`,
     calibrating activations on up to `samples` calibration samples. Batch size 1."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     float_path, int8_path = Path(float_path), Path(int8_path)
     export_onnx(model, example, float_path)

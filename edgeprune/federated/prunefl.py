@@ -104,6 +104,8 @@ def macs_per_weight(model, example, keys: list[str], idx: list[int]) -> list[flo
     """MACs per sample each weight of the prunable tensors takes part in (a conv weight once per
     output position, a linear weight once per output row)."""
     import torch
+
+    from edgeprune.rules import layer_kind
     modules = dict(model.named_modules())
     out: dict[str, float] = {}
     hooks = []
@@ -111,7 +113,7 @@ def macs_per_weight(model, example, keys: list[str], idx: list[int]) -> list[flo
         name = keys[i].rsplit(".", 1)[0]
 
         def hook(mod, inp, res, name=name):
-            positions = res[0].numel() // res.shape[1] if isinstance(mod, torch.nn.modules.conv._ConvNd) else \
+            positions = res[0].numel() // res.shape[1] if layer_kind(mod) in ("conv", "conv_transpose") else \
                 res[0].numel() // res.shape[-1]
             out[name] = float(positions)
         hooks.append(modules[name].register_forward_hook(hook))

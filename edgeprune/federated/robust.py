@@ -27,8 +27,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.server.strategy.aggregate import (aggregate_bulyan, aggregate_krum, aggregate_median,
-                                            aggregate_trimmed_avg)
+from flwr.server.strategy.aggregate import (
+    aggregate_bulyan,
+    aggregate_krum,
+    aggregate_median,
+    aggregate_trimmed_avg,
+)
 
 from edgeprune.errors import ConfigError
 

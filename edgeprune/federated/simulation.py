@@ -7,8 +7,20 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 
-from flwr.common import (Code, DisconnectRes, EvaluateIns, EvaluateRes, FitIns, FitRes, GetParametersIns,
-                         GetParametersRes, GetPropertiesIns, GetPropertiesRes, ReconnectIns, Status)
+from flwr.common import (
+    Code,
+    DisconnectRes,
+    EvaluateIns,
+    EvaluateRes,
+    FitIns,
+    FitRes,
+    GetParametersIns,
+    GetParametersRes,
+    GetPropertiesIns,
+    GetPropertiesRes,
+    ReconnectIns,
+    Status,
+)
 from flwr.server import Server, SimpleClientManager
 from flwr.server.client_proxy import ClientProxy
 

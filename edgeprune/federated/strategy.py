@@ -317,8 +317,8 @@ class EdgeStrategy(FedAvg):
         return 0, []
 
     def _configure_personal(self, pairs, config):
-        from edgeprune.metrics import count_macs as macs_of
         from edgeprune.federated.model import build
+        from edgeprune.metrics import count_macs as macs_of
         self.personal.rerank()
         out, total = [], 0
         self._sent = {}

@@ -36,6 +36,16 @@ class ChannelGroup:
     name: str
     slots: dict[Slot, np.ndarray]
     param_slots: list[Slot] = field(default_factory=list)
+    roles: dict[Slot, str] = field(default_factory=dict)  # the rules' axis roles (CouplingContext)
+
+    @property
+    def producer_slots(self) -> list[Slot]:
+        """The axes of the weights that produce the group's channels (filters, rows of a linear
+        layer, an embedding's columns), in model order: what filter criteria rank."""
+        return [s for s in self.param_slots if self.roles.get(s) == "out"]
+
+    def slots_with_role(self, role: str) -> list[Slot]:
+        return [s for s in self.param_slots if self.roles.get(s) == role]
 
     def __len__(self) -> int:
         return len(next(iter(self.slots.values())))
@@ -70,6 +80,7 @@ class Coupler(CouplingContext):
         self.blocked: set[Slot] = set()
         self.unknown: dict[Slot, str] = {}
         self.mentioned: set[Slot] = set()
+        self.roles: dict[Slot, str] = {}  # axis roles the rules tagged (CouplingContext)
         self.reshapes: list[tuple[OpNode, Value, Value]] = []
         self.prune_outputs = False
         self.tensor_rank = {name: i for i, name in enumerate(tensors)}
@@ -81,15 +92,20 @@ class Coupler(CouplingContext):
             self.n += size
         return slot
 
-    def value(self, v: Value, dim: int) -> Slot:
+    def value(self, v: Value, dim: int, role: str | None = None) -> Slot:
         dim = dim % v.ndim
         slot = Slot.of(v, dim)
         self.mentioned.add(slot)
+        if role is not None:
+            self.roles.setdefault(slot, role)
         return self._ensure(slot, v.shape[dim])
 
-    def param(self, name: str, dim: int) -> Slot:
+    def param(self, name: str, dim: int, role: str | None = None) -> Slot:
         t = self.tensors[name]
-        return self._ensure(Slot.param(name, dim % t.ndim), t.shape[dim])
+        slot = Slot.param(name, dim % t.ndim)
+        if role is not None:
+            self.roles.setdefault(slot, role)
+        return self._ensure(slot, t.shape[dim])
 
     def size(self, slot: Slot) -> int:
         return self.sizes[slot]
@@ -301,14 +317,15 @@ class Coupler(CouplingContext):
                 matrices[slot_list[s_id]] = idxs[pos]
             # the producers (output axis of a weight matrix or kernel) name the group, in model order
             rank = self.tensor_rank
-            producers = sorted((s for s in matrices if s[0] == "p" and s[2] == 0 and self.tensors[s[1]].ndim >= 2),
-                               key=lambda s: rank.get(s[1], 0))
+            producers = sorted((s for s in matrices if s[0] == "p" and self.roles.get(s) == "out"),
+                               key=lambda s: (rank.get(s[1], 0), s[2]))
             pslots = producers + sorted((s for s in matrices if s[0] == "p" and s not in producers),
                                         key=lambda s: (rank.get(s[1], 0), s[2]))
             order_u = np.argsort(matrices[pslots[0]][:, 0], kind="stable")
             matrices = {s: m[order_u] for s, m in matrices.items()}
             name = pslots[0][1].rsplit(".", 1)[0] + (f" (+{len(producers) - 1})" if len(producers) > 1 else "")
-            groups.append(ChannelGroup(len(groups), name, matrices, pslots))
+            groups.append(ChannelGroup(len(groups), name, matrices, pslots,
+                                       {s: self.roles[s] for s in pslots if s in self.roles}))
         groups.sort(key=lambda g: rank.get(g.param_slots[0][1], 0))
         for i, g in enumerate(groups):
             g.index = i

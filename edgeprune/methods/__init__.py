@@ -8,7 +8,11 @@ from edgeprune.methods.polarization import Polarization
 from edgeprune.methods.red import merge_redundant
 from edgeprune.methods.slimming import NetworkSlimming
 from edgeprune.methods.soft_filter import SoftFilterPruning
-from edgeprune.methods.taylor_reallocation import TaylorReallocation, TaylorReallocationConfig, train_to_rate
+from edgeprune.methods.taylor_reallocation import (
+           TaylorReallocation,
+           TaylorReallocationConfig,
+           train_to_rate,
+)
 
 __all__ = ["FBSConv", "TaylorReallocation", "TaylorReallocationConfig", "add_fbs", "dynamic_macs", "train_to_rate", "GroupLasso", "NetworkSlimming", "Polarization", "SoftFilterPruning", "block_scores", "merge_redundant",
            "prune_layers"]

@@ -15,9 +15,11 @@ import math
 import torch
 from torch import nn
 
+from edgeprune.rules import layer_kind
+
 
 class FBSConv(nn.Module):
-    def __init__(self, conv: nn.Conv2d | nn.Conv1d, norm: nn.Module | None = None, density: float = 0.5):
+    def __init__(self, conv: nn.Module, norm: nn.Module | None = None, density: float = 0.5):
         super().__init__()
         self.conv, self.norm, self.density = conv, norm or nn.Identity(), density
         self.saliency = nn.Linear(conv.in_channels, conv.out_channels)
@@ -81,7 +83,7 @@ def add_fbs(model: nn.Module, density: float = 0.5) -> nn.Module:
     for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
         items = list(seq._modules.items())
         for (name, conv), (norm_name, norm) in zip(items, items[1:]):
-            if isinstance(conv, (nn.Conv1d, nn.Conv2d)) and isinstance(norm, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if layer_kind(conv) == "conv" and len(conv.kernel_size) <= 2 and layer_kind(norm) == "batch_norm":
                 seq._modules[name] = FBSConv(conv, norm, density)
                 seq._modules[norm_name] = nn.Identity()
                 count += 1

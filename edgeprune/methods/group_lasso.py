@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from edgeprune.api import PruneConfig, PruneResult, prune
+from edgeprune.rules import layers_of_kind
 
-_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+_LAYERS = ("conv", "linear")  # layer kinds whose filters form the groups
 
 
 class GroupLasso:
@@ -22,7 +23,7 @@ class GroupLasso:
         self.strength, self.skip = strength, skip
 
     def _layers(self, model: nn.Module):
-        return [(n, m) for n, m in model.named_modules() if isinstance(m, _LAYERS) and n not in self.skip]
+        return list(layers_of_kind(model, _LAYERS, self.skip).items())
 
     def penalty(self, model: nn.Module) -> torch.Tensor:
         total = 0.0

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeprune.graph.coupling import build_groups, model_tensors
 from edgeprune.example_inputs import call_with
+from edgeprune.graph.coupling import build_groups, model_tensors
 from edgeprune.graph.trace import trace
 from edgeprune.surgery.apply import apply_plan
 from edgeprune.surgery.plan import PrunePlan
@@ -56,13 +56,13 @@ def merge_redundant(model: nn.Module, example_inputs: Any, bins: int | None = No
     groups = build_groups(work, trace(work, example_inputs))
     removed: dict[int, list[int]] = {}
     for g in groups:
-        producers = [s for s in g.param_slots if s[2] == 0]
-        consumers = [s for s in g.param_slots if s[2] == 1 and tensors[s[1]].ndim >= 2]
+        producers = [s for s in g.param_slots if g.roles.get(s) not in (None, "in")]
+        consumers = g.slots_with_role("in")
         if not producers or not consumers or len(g) < 2:
             continue
         rows = []
         for s in producers:
-            t = tensors[s[1]].detach()
+            t = tensors[s.key].detach().movedim(s.dim, 0)
             idx = torch.from_numpy(g.slots[s])
             rows.append(t[idx.flatten()].reshape(len(g), -1).double())
         sig = torch.cat(rows, 1).numpy()
@@ -74,10 +74,10 @@ def merge_redundant(model: nn.Module, example_inputs: Any, bins: int | None = No
         for u in dups:  # fold the twin's outgoing weights into the kept channel
             keep = int(first[inverse[u]])
             for s in consumers:
-                w = tensors[s[1]]
+                w = tensors[s.key]
                 src = torch.from_numpy(g.slots[s][u])
                 dst = torch.from_numpy(g.slots[s][keep])
-                w.index_add_(1, dst, w.index_select(1, src))
+                w.index_add_(s.dim, dst, w.index_select(s.dim, src))
         removed[g.index] = dups
     plan = PrunePlan.from_groups(groups, removed, model_tensors(work))
     merged_model = apply_plan(work, plan)

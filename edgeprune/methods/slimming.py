@@ -13,10 +13,11 @@ import torch
 from torch import nn
 
 from edgeprune.api import PruneConfig, PruneResult, prune
+from edgeprune.rules import layers_of_kind
 
 
 def _norms(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
+    return [m for m in layers_of_kind(model, ("batch_norm",)).values() if m.affine]
 
 
 class NetworkSlimming:

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from edgeprune.opgraph import OpGraph, OpNode
 from edgeprune.example_inputs import call_with
 from edgeprune.graph.trace import trace
+from edgeprune.opgraph import OpGraph, OpNode
 from edgeprune.rules.base import rule_for
 
 

@@ -9,13 +9,14 @@ import torch
 from torch import nn
 
 from edgeprune.example_inputs import call_with
+from edgeprune.rules import layers_of_kind
 
 
 @torch.no_grad()
 def bn_recalibrate(model: nn.Module, data: Iterable, batches: int | None = None) -> nn.Module:
     """Reset every batch norm's running statistics and re-estimate them (cumulative average)
     on `data` (tensors, or (inputs, targets) pairs). Returns `model` in eval mode."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    norms = [m for m in layers_of_kind(model, ("batch_norm",)).values() if m.track_running_stats]
     if not norms:
         return model.eval()
     momenta = {m: m.momentum for m in norms}

@@ -18,6 +18,7 @@ from torch import nn
 
 from edgeprune.example_inputs import call_with
 from edgeprune.recovery.bn_recalibrate import bn_recalibrate
+from edgeprune.rules import layer_kind
 from edgeprune.surgery.plan import PrunePlan
 
 
@@ -45,9 +46,9 @@ class _Stop(Exception):
 
 def _patches(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Rows of the regression: (positions, in_features) for Linear or unfolded Conv1d/Conv2d."""
-    if isinstance(layer, nn.Linear):
+    if layer_kind(layer) == "linear":
         return x.reshape(-1, x.shape[-1])
-    if isinstance(layer, nn.Conv1d):
+    if len(layer.kernel_size) == 1:
         x = x.unsqueeze(2)
         k, s, p, d = (1, layer.kernel_size[0]), (1, layer.stride[0]), (0, layer.padding[0]), (1, layer.dilation[0])
     else:
@@ -57,15 +58,15 @@ def _patches(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _targets(layer: nn.Module, y: torch.Tensor) -> torch.Tensor:
-    if isinstance(layer, nn.Linear):
+    if layer_kind(layer) == "linear":
         return y.reshape(-1, y.shape[-1])
     return y.flatten(2).transpose(1, 2).reshape(-1, y.shape[1])  # (N*positions, C_out)
 
 
 def _eligible(layer: nn.Module) -> bool:
-    if isinstance(layer, nn.Linear):
+    if layer_kind(layer) == "linear":
         return True
-    return isinstance(layer, (nn.Conv1d, nn.Conv2d)) and layer.groups == 1 and isinstance(layer.padding, tuple) \
+    return layer_kind(layer) == "conv" and len(layer.kernel_size) <= 2 and layer.groups == 1 and isinstance(layer.padding, tuple) \
         and layer.padding_mode == "zeros"
 
 

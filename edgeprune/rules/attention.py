@@ -15,6 +15,8 @@ from edgeprune.rules.base import LayerRule, register_rule, silenced_copy
 
 @register_rule(nn.MultiheadAttention)
 class MultiheadAttentionRule(LayerRule):
+    kind = "attention"
+
     def couple(self, ctx, node, prefix):
         m = node.module
         if not m._qkv_same_embed_dim:
@@ -22,20 +24,20 @@ class MultiheadAttentionRule(LayerRule):
         E, H = m.embed_dim, m.num_heads
         hd = E // H
         c = np.arange(E)
-        w = ctx.param(prefix + "in_proj_weight", 0)
+        w = ctx.param(prefix + "in_proj_weight", 0, "out")
         ctx.link(w, c, w, (c // hd) * hd)  # a unit is a whole head
         for k in (1, 2):  # the same head in q, k and v
             ctx.same(w, w, 0, k * E, E)
-        ctx.same(w, ctx.param(prefix + "in_proj_weight", 1), 0, 0, E)
+        ctx.same(w, ctx.param(prefix + "in_proj_weight", 1, "in"), 0, 0, E)
         if m.in_proj_bias is not None:
-            ctx.same(w, ctx.param(prefix + "in_proj_bias", 0))
-        ctx.same(w, ctx.param(prefix + "out_proj.weight", 1), 0, 0, E)
-        ctx.same(w, ctx.param(prefix + "out_proj.weight", 0), 0, 0, E)
+            ctx.same(w, ctx.param(prefix + "in_proj_bias", 0, "bias"))
+        ctx.same(w, ctx.param(prefix + "out_proj.weight", 1, "in"), 0, 0, E)
+        ctx.same(w, ctx.param(prefix + "out_proj.weight", 0, "out"), 0, 0, E)
         if m.out_proj.bias is not None:
-            ctx.same(w, ctx.param(prefix + "out_proj.bias", 0), 0, 0, E)
+            ctx.same(w, ctx.param(prefix + "out_proj.bias", 0, "bias"), 0, 0, E)
         for v in ("bias_k", "bias_v"):
             if getattr(m, v) is not None:
-                ctx.same(w, ctx.param(prefix + v, 2), 0, 0, E)
+                ctx.same(w, ctx.param(prefix + v, 2, "bias"), 0, 0, E)
         q, out = node.inputs[0], node.outputs[0]
         for x in node.inputs[:3]:
             if x.ndim == q.ndim and x.shape[-1] == E:

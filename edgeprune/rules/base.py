@@ -21,10 +21,17 @@ from edgeprune.opgraph import OpNode, Slot, Value
 
 
 class CouplingContext:
-    """What rules call. Implemented by edgeprune.graph.coupling.Coupler."""
+    """What rules call. Implemented by edgeprune.graph.coupling.Coupler.
 
-    def value(self, v: Value, dim: int) -> Slot: ...
-    def param(self, name: str, dim: int) -> Slot: ...
+    `role` tags an axis of a layer's weight as it is tied: "out" (the axis that indexes the
+    channels the layer produces: a filter, a row of a linear layer), "in" (the axis that reads
+    input channels); per-channel terms: "bias", and for normalisations "scale" (gamma),
+    "shift" (beta) and "stat" (running statistics), "act" for a per-channel activation
+    parameter (PReLU). Criteria rank a group by its "out" axes; code outside rules/ never
+    guesses them from shapes."""
+
+    def value(self, v: Value, dim: int, role: str | None = None) -> Slot: ...
+    def param(self, name: str, dim: int, role: str | None = None) -> Slot: ...
     def same(self, a: Slot, b: Slot, a_start: int = 0, b_start: int = 0, length: int | None = None) -> None: ...
     def link(self, a: Slot, a_idx: np.ndarray, b: Slot, b_idx: np.ndarray) -> None: ...
     def reshape(self, src: Value, dst: Value) -> None: ...
@@ -32,7 +39,21 @@ class CouplingContext:
 
 
 class LayerRule:
-    """Knowledge about one module type. Subclass, then ``@register_rule(ModuleType)``."""
+    """Knowledge about one module type. Subclass, then ``@register_rule(ModuleType)``.
+
+    `kind` names what the layer is for code outside rules/ ("conv", "linear", "batch_norm",
+    ...: see `layer_kind`), which asks instead of testing types."""
+
+    kind: str = ""
+
+    def kind_of(self, module: nn.Module) -> str:
+        """The layer's kind (a rule for several types may tell them apart)."""
+        return self.kind
+
+    def weight_axes(self, module: nn.Module) -> tuple[int, int | None] | None:
+        """(output-channel axis, input-channel axis) of `module.weight` for layers whose weight
+        maps input channels to output channels; None for others."""
+        return None
 
     def couple(self, ctx: CouplingContext, node: OpNode, prefix: str) -> None:
         """Tie axes: `node.inputs`/`node.outputs` are Values, params are `prefix + name`."""
@@ -93,6 +114,26 @@ def attribute_rule(module: nn.Module) -> LayerRule | None:
         if t in _MODULE_RULES:
             return _MODULE_RULES[t]
     return None
+
+
+def layer_kind(module: nn.Module) -> str | None:
+    """What `module` is, as its rule says ("conv", "conv_transpose", "linear", "batch_norm",
+    "instance_norm", "group_norm", "layer_norm", "rms_norm", "embedding", "attention",
+    "recurrent", "prelu"), or None for a module no rule knows."""
+    rule = attribute_rule(module)
+    return rule.kind_of(module) if rule is not None else None
+
+
+def weight_axes(module: nn.Module) -> tuple[int, int | None] | None:
+    """(output-channel axis, input-channel axis) of `module.weight`, or None (see LayerRule)."""
+    rule = attribute_rule(module)
+    return rule.weight_axes(module) if rule is not None else None
+
+
+def layers_of_kind(model: nn.Module, kinds: Iterable[str], skip: Iterable[str] = ()) -> dict[str, nn.Module]:
+    """Qualified name -> module for every submodule whose kind is in `kinds` (names in `skip` left out)."""
+    kinds, skip = set(kinds), set(skip)
+    return {n: m for n, m in model.named_modules() if n not in skip and layer_kind(m) in kinds}
 
 
 def has_rule(module: nn.Module) -> bool:

@@ -16,14 +16,14 @@ from edgeprune.rules.base import CouplingContext, LayerRule, register_op, regist
 
 def couple_conv(ctx: CouplingContext, x: Value, y: Value, weight, bias, groups: int,
                 spatial: int, transposed: bool) -> None:
-    """`weight`/`bias`: slots-builders (callables dim -> slot) or None."""
+    """`weight`/`bias`: slot builders (callables (dim, role) -> slot) or None."""
     cdim = x.ndim - spatial - 1
     for d in range(cdim):  # batch
         ctx.same(ctx.value(x, d), ctx.value(y, d))
     xs, ys = ctx.value(x, cdim), ctx.value(y, cdim)
     cin, cout = x.shape[cdim], y.shape[cdim]
     in_dim, out_dim = (0, 1) if transposed else (1, 0)
-    w_in, w_out = weight(in_dim), weight(out_dim)
+    w_in, w_out = weight(in_dim, "in"), weight(out_dim, "out")
     if groups == 1:
         ctx.same(xs, w_in)
         ctx.same(ys, w_out)
@@ -44,16 +44,22 @@ def couple_conv(ctx: CouplingContext, x: Value, y: Value, weight, bias, groups: 
             ctx.link(xs, np.arange(cin), w_in, np.arange(cin) % ig)
             ctx.same(ys, w_out)
     if bias is not None:
-        ctx.same(ys, bias(0))
+        ctx.same(ys, bias(0, "bias"))
 
 
 @register_rule(nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 class ConvRule(LayerRule):
+    def kind_of(self, m):
+        return "conv_transpose" if isinstance(m, nn.modules.conv._ConvTransposeNd) else "conv"
+
+    def weight_axes(self, m):
+        return (1, 0) if isinstance(m, nn.modules.conv._ConvTransposeNd) else (0, 1)
+
     def couple(self, ctx, node, prefix):
         m = node.module
         transposed = isinstance(m, nn.modules.conv._ConvTransposeNd)
-        bias = (lambda d: ctx.param(prefix + "bias", d)) if m.bias is not None else None
-        couple_conv(ctx, node.inputs[0], node.outputs[0], lambda d: ctx.param(prefix + "weight", d),
+        bias = (lambda d, r: ctx.param(prefix + "bias", d, r)) if m.bias is not None else None
+        couple_conv(ctx, node.inputs[0], node.outputs[0], lambda d, r: ctx.param(prefix + "weight", d, r),
                     bias, m.groups, len(m.kernel_size), transposed)
 
     def update(self, m):
@@ -79,8 +85,8 @@ def _functional_conv(spatial: int, transposed: bool):
         x, w = node.inputs[0], node.arg(1, "weight").value
         b = node.arg(2, "bias")
         groups = node.arg(6, "groups", 1)  # 7th argument of conv and conv_transpose alike
-        couple_conv(ctx, x, node.outputs[0], lambda d: ctx.value(w, d),
-                    (lambda d: ctx.value(b.value, d)) if b is not None else None, groups, spatial, transposed)
+        couple_conv(ctx, x, node.outputs[0], lambda d, r: ctx.value(w, d, r),
+                    (lambda d, r: ctx.value(b.value, d, r)) if b is not None else None, groups, spatial, transposed)
     return rule
 
 

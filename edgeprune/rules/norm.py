@@ -7,7 +7,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeprune.rules.base import LayerRule, register_masked_op, register_op, register_rule
+from edgeprune.rules.base import (
+    LayerRule,
+    register_masked_op,
+    register_op,
+    register_rule,
+)
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
        nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
@@ -21,15 +26,18 @@ def _passthrough(ctx, x, y, skip=()):
 
 @register_rule(*_BN)
 class BatchNormRule(LayerRule):
+    def kind_of(self, m):
+        return "instance_norm" if isinstance(m, nn.modules.instancenorm._InstanceNorm) else "batch_norm"
+
     def couple(self, ctx, node, prefix):
         m, x, y = node.module, node.inputs[0], node.outputs[0]
         unbatched = isinstance(m, nn.modules.instancenorm._InstanceNorm) and x.ndim == m._get_no_batch_dim()
         cdim = 0 if unbatched or x.ndim == 1 else 1
         _passthrough(ctx, x, y)
         xs = ctx.value(x, cdim)
-        for name in ("weight", "bias", "running_mean", "running_var"):
+        for name, role in (("weight", "scale"), ("bias", "shift"), ("running_mean", "stat"), ("running_var", "stat")):
             if getattr(m, name, None) is not None:
-                ctx.same(xs, ctx.param(prefix + name, 0))
+                ctx.same(xs, ctx.param(prefix + name, 0, role))
 
     def update(self, m):
         t = m.weight if m.weight is not None else m.running_mean
@@ -39,6 +47,8 @@ class BatchNormRule(LayerRule):
 
 @register_rule(nn.GroupNorm)
 class GroupNormRule(LayerRule):
+    kind = "group_norm"
+
     def couple(self, ctx, node, prefix):
         m, x, y = node.module, node.inputs[0], node.outputs[0]
         if not m.affine:  # nothing records the new width: keep the channel axis as it is
@@ -47,8 +57,8 @@ class GroupNormRule(LayerRule):
         xs, per = ctx.value(x, 1), m.num_channels // m.num_groups
         c = np.arange(m.num_channels)
         ctx.link(xs, c, xs, (c // per) * per)
-        ctx.same(xs, ctx.param(prefix + "weight", 0))
-        ctx.same(xs, ctx.param(prefix + "bias", 0))
+        ctx.same(xs, ctx.param(prefix + "weight", 0, "scale"))
+        ctx.same(xs, ctx.param(prefix + "bias", 0, "shift"))
 
     def update(self, m):
         per = m.num_channels // m.num_groups
@@ -60,21 +70,24 @@ def _couple_layer_norm(ctx, x, y, weight, bias, ndims):
     _passthrough(ctx, x, y)
     for k in range(1, ndims + 1):
         xs = ctx.value(x, -k)
-        for t in (weight, bias):
+        for t, role in ((weight, "scale"), (bias, "shift")):
             if t is not None:
-                ctx.same(xs, t(-k))
+                ctx.same(xs, t(-k, role))
 
 
 @register_rule(nn.LayerNorm, nn.RMSNorm)
 class LayerNormRule(LayerRule):
+    def kind_of(self, m):
+        return "rms_norm" if isinstance(m, nn.RMSNorm) else "layer_norm"
+
     def couple(self, ctx, node, prefix):
         m, x, y = node.module, node.inputs[0], node.outputs[0]
         affine = getattr(m, "elementwise_affine", True) and m.weight is not None
         if not affine:
             return _passthrough(ctx, x, y, skip=tuple(range(x.ndim - len(m.normalized_shape), x.ndim)))
         has_bias = getattr(m, "bias", None) is not None
-        _couple_layer_norm(ctx, x, y, lambda d: ctx.param(prefix + "weight", d),
-                           (lambda d: ctx.param(prefix + "bias", d)) if has_bias else None,
+        _couple_layer_norm(ctx, x, y, lambda d, r: ctx.param(prefix + "weight", d, r),
+                           (lambda d, r: ctx.param(prefix + "bias", d, r)) if has_bias else None,
                            len(m.normalized_shape))
 
     def update(self, m):
@@ -121,8 +134,8 @@ def _layer_norm(ctx, node):
     w, b = node.arg(2, "weight"), node.arg(3, "bias")
     if w is None:
         return _passthrough(ctx, x, y, skip=tuple(range(x.ndim - len(shape), x.ndim)))
-    _couple_layer_norm(ctx, x, y, lambda d: ctx.value(w.value, d),
-                       (lambda d: ctx.value(b.value, d)) if b is not None else None, len(shape))
+    _couple_layer_norm(ctx, x, y, lambda d, r: ctx.value(w.value, d, r),
+                       (lambda d, r: ctx.value(b.value, d, r)) if b is not None else None, len(shape))
 
 
 @register_masked_op("layer_norm")
@@ -139,7 +152,7 @@ def _batch_norm(ctx, node):
     x, y = node.inputs[0], node.outputs[0]
     _passthrough(ctx, x, y)
     xs = ctx.value(x, 1)
-    for v in node.inputs[1:]:
+    for v in node.inputs[1:]:  # running statistics, scale, shift: per channel (their order is the op's)
         if v.ndim == 1 and v.shape[0] == x.shape[1]:
             ctx.same(xs, ctx.value(v, 0))
 

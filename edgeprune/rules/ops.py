@@ -77,7 +77,7 @@ def _prelu(ctx, node):
     x, w, y = node.inputs[0], node.arg(1, "weight").value, node.outputs[0]
     _same_all(ctx, x, y)
     if w.shape[0] > 1:
-        ctx.same(ctx.value(x, 1), ctx.value(w, 0))
+        ctx.same(ctx.value(x, 1), ctx.value(w, 0, "act"))
 
 
 def _dims(node: OpNode, pos: int, ndim: int):
@@ -259,9 +259,10 @@ def _matmul(ctx, node):
     y = node.outputs[0]
     if a.ndim < 2 or b.ndim < 2:
         return
-    ctx.same(ctx.value(a, -1), ctx.value(b, -2))  # contracted: zeros add nothing
+    weight = b.param is not None and a.param is None  # x @ W: W's rows read, its columns produce
+    ctx.same(ctx.value(a, -1), ctx.value(b, -2, "in" if weight else None))  # contracted: zeros add nothing
     ctx.same(ctx.value(a, -2), ctx.value(y, -2))
-    ctx.same(ctx.value(b, -1), ctx.value(y, -1))
+    ctx.same(ctx.value(b, -1, "out" if weight else None), ctx.value(y, -1))
     for x in (a, b):
         off = y.ndim - x.ndim
         for d in range(x.ndim - 2):

@@ -12,29 +12,32 @@ _GATES = {nn.LSTM: 4, nn.GRU: 3, nn.RNN: 1}
 
 @register_rule(nn.LSTM, nn.GRU, nn.RNN)
 class RecurrentRule(LayerRule):
+    kind = "recurrent"
+
     def couple(self, ctx, node, prefix):
         m = node.module
         if getattr(m, "proj_size", 0):
             return
         H, G = m.hidden_size, _GATES[type(m)]
         D = 2 if m.bidirectional else 1
-        hid = ctx.param(prefix + "weight_hh_l0", 1)  # the hidden-unit axis, one for all layers
+        hid = ctx.param(prefix + "weight_hh_l0", 1, "in")  # the hidden-unit axis, one for all layers
         h = np.arange(H)
         for layer in range(m.num_layers):
             for sfx in ([""] + (["_reverse"] if m.bidirectional else [])):
                 n = f"l{layer}{sfx}"
                 for t in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                     if hasattr(m, f"{t}_{n}"):
+                        role = "out" if t.startswith("weight") else "bias"
                         for g in range(G):
-                            ctx.link(hid, h, ctx.param(f"{prefix}{t}_{n}", 0), h + g * H)
-                ctx.same(hid, ctx.param(f"{prefix}weight_hh_{n}", 1))
+                            ctx.link(hid, h, ctx.param(f"{prefix}{t}_{n}", 0, role), h + g * H)
+                ctx.same(hid, ctx.param(f"{prefix}weight_hh_{n}", 1, "in"))
                 if layer > 0:
                     for k in range(D):
-                        ctx.link(hid, h, ctx.param(f"{prefix}weight_ih_{n}", 1), h + k * H)
+                        ctx.link(hid, h, ctx.param(f"{prefix}weight_ih_{n}", 1, "in"), h + k * H)
         x = node.inputs[0]
-        ctx.same(ctx.value(x, -1), ctx.param(prefix + "weight_ih_l0", 1))
+        ctx.same(ctx.value(x, -1), ctx.param(prefix + "weight_ih_l0", 1, "in"))
         if m.bidirectional:
-            ctx.same(ctx.value(x, -1), ctx.param(prefix + "weight_ih_l0_reverse", 1))
+            ctx.same(ctx.value(x, -1), ctx.param(prefix + "weight_ih_l0_reverse", 1, "in"))
         for d in range(x.ndim - 1):
             ctx.same(ctx.value(x, d), ctx.value(node.outputs[0], d))
         for k in range(D):

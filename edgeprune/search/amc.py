@@ -33,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from edgeprune.errors import ConfigError
+from edgeprune.rules import layer_kind
 from edgeprune.search.space import ChannelSpace, check_reachable
 
 REWARDS = ("accuracy", "error_log_flops", "error_log_params")
@@ -151,15 +152,15 @@ def _layer_features(space: ChannelSpace) -> np.ndarray:
     rows = []
     for t, g in enumerate(space.groups):
         layer = None
-        for _, name, dim in g.param_slots:
-            m = modules.get(name.rsplit(".", 1)[0])
-            if dim == 0 and isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+        for slot in g.producer_slots:
+            m = modules.get(slot.key.rsplit(".", 1)[0])
+            if layer_kind(m) in ("conv", "conv_transpose", "linear"):
                 layer = m
                 break
-        if isinstance(layer, nn.modules.conv._ConvNd):
+        if layer_kind(layer) in ("conv", "conv_transpose"):
             row = [t, 1, layer.in_channels, layer.out_channels, math.prod(layer.stride),
                    math.prod(layer.kernel_size), layer.weight.numel()]
-        elif isinstance(layer, nn.Linear):
+        elif layer_kind(layer) == "linear":
             row = [t, 0, layer.in_features, layer.out_features, 1, 1, layer.weight.numel()]
         else:
             row = [t, 0, len(g), len(g), 1, 1, len(g)]

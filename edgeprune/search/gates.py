@@ -14,10 +14,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgeprune.rules.norm import _BN
+from edgeprune.rules import layer_kind
 from edgeprune.search.space import ChannelSpace
 
-_NORMS = _BN + (nn.GroupNorm,)
+_NORMS = ("batch_norm", "instance_norm", "group_norm")  # per-channel normalisations (layer kinds)
+_GATEABLE = _NORMS + ("conv", "conv_transpose", "linear")
 
 
 class ChannelGates:
@@ -27,15 +28,15 @@ class ChannelGates:
         self._handles = []
         modules = dict(model.named_modules())
         for gi, g in enumerate(space.groups):
-            producers = {}
-            for kind, name, dim in g.param_slots:
-                mname, pname = name.rsplit(".", 1) if "." in name else ("", name)
+            producers = {}  # layers whose output carries the group's channels: producers, and norm scales
+            for slot in g.param_slots:
+                mname, pname = slot.key.rsplit(".", 1) if "." in slot.key else ("", slot.key)
                 m = modules.get(mname)
-                if dim == 0 and pname == "weight" and m is not None:
-                    producers[mname] = (m, g.slots[(kind, name, dim)])
-            norms = {k: v for k, v in producers.items() if isinstance(v[0], _NORMS)}
+                if m is not None and g.roles.get(slot) in ("out", "scale"):
+                    producers[mname] = (m, g.slots[slot])
+            norms = {k: v for k, v in producers.items() if layer_kind(v[0]) in _NORMS}
             for mname, (m, index) in (norms or producers).items():
-                if isinstance(m, (*_NORMS, nn.Linear, nn.modules.conv._ConvNd)):
+                if layer_kind(m) in _GATEABLE:
                     self._handles.append(m.register_forward_hook(self._hook(gi, torch.as_tensor(index))))
         if not self._handles:
             raise ValueError("no gateable layer found (the groups' producers are not conv/linear/norm layers)")

@@ -32,12 +32,12 @@ def search_prune(model: nn.Module, task, method: str, target: float, key: str = 
                  finetune: TrainConfig | None = None, options: SearchOptions | None = None,
                  seed: int = 0) -> tuple[PruneResult, dict, dict]:
     """Returns (verified result, accuracies {before, searched, recovered}, search details)."""
+    from edgeprune.data import calibration_batches
     from edgeprune.recovery import reconstruct
     from edgeprune.search.abc import ABCConfig, ABCPruner
     from edgeprune.search.amc import AMC, AMCConfig
     from edgeprune.search.dsa import DSA, DSAConfig
     from edgeprune.search.space import ChannelSpace
-    from edgeprune.data import calibration_batches
 
     if method not in SEARCH_METHODS:
         raise ConfigError(f"unknown search method {method!r}; choose one of {SEARCH_METHODS}")

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from edgeprune.api import PruneConfig, PruneResult
-from edgeprune.errors import ConfigError
 from edgeprune.engine import PruningSession
+from edgeprune.errors import ConfigError
 from edgeprune.graph.coupling import ChannelGroup
 from edgeprune.metrics import count_macs, count_params, measure
 from edgeprune.opgraph import Slot

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+from edgeprune.rules import layers_of_kind
+
+_LAYERS = ("conv", "linear")  # layer kinds whose weights are masked
 
 
 def prunable_weights(model: nn.Module, skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
     """Weight matrices and kernels of conv/linear layers, by parameter name."""
-    return {(f"{n}.weight" if n else "weight"): m.weight for n, m in model.named_modules()
-            if isinstance(m, _LAYERS) and n not in skip}
+    return {(f"{n}.weight" if n else "weight"): m.weight for n, m in layers_of_kind(model, _LAYERS, skip).items()}
 
 
 @dataclass

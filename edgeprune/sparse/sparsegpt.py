@@ -15,6 +15,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from edgeprune.rules import layers_of_kind
 from edgeprune.sparse.masks import SparseMasks
 
 
@@ -66,7 +67,7 @@ def sparsegpt(model: nn.Module, data: Iterable, sparsity: float = 0.5, n: int | 
               skip: tuple[str, ...] = (), blocksize: int = 128) -> SparseMasks:
     """Prune every Linear layer of `model` in place, in forward order, from calibration `data`."""
     batches = [b[0] if isinstance(b, (tuple, list)) else b for b in data]
-    names = [name for name, mod in model.named_modules() if isinstance(mod, nn.Linear) and name not in skip]
+    names = list(layers_of_kind(model, ("linear",), skip))
     masks = {}
     model.eval()
     for name in names:

@@ -13,9 +13,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from edgeprune.rules import layer_kind, layers_of_kind
 from edgeprune.sparse.masks import SparseMasks
-
-_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 @torch.no_grad()
@@ -23,11 +22,11 @@ def input_norms(model: nn.Module, data: Iterable, skip: tuple[str, ...] = ()) ->
     """||X_j||_2 over all calibration tokens, per input feature of every Linear layer."""
     sums: dict[str, torch.Tensor] = {}
     hooks = []
-    for name, m in model.named_modules():
-        if isinstance(m, _LAYERS) and name not in skip:
-            def hook(mod, args, out, key=f"{name}.weight" if name else "weight"):
+    for name, m in layers_of_kind(model, ("linear", "conv"), skip).items():
+        if layer_kind(m) == "linear" or len(m.kernel_size) <= 2:
+            def hook(mod, args, out, key=f"{name}.weight" if name else "weight", linear=layer_kind(m) == "linear"):
                 x = args[0].detach().float()
-                x = x.reshape(-1, x.shape[-1]) if isinstance(mod, nn.Linear) else x.movedim(1, -1).reshape(-1, x.shape[1])
+                x = x.reshape(-1, x.shape[-1]) if linear else x.movedim(1, -1).reshape(-1, x.shape[1])
                 sums[key] = sums.get(key, 0) + (x * x).sum(0)
             hooks.append(m.register_forward_hook(hook))
     model.eval()

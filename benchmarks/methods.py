@@ -3,9 +3,9 @@ Torch-Pruning and torch.nn.utils.prune as baselines in the same run, and the fin
 architecture trained from scratch for the same total epochs (Liu et al. 2019, "Rethinking
 the value of network pruning").
 
-    python -m edgeprune.benchmarks.methods                      # HAPT, har_cnn, 3 seeds
-    python -m edgeprune.benchmarks.methods --task mnist --model lenet5 --npz PATH/mnist.npz
-    python -m edgeprune.benchmarks.methods --task cifar10 --model resnet8 --npz PATH/cifar10.npz
+    python -m benchmarks.methods                      # HAPT, har_cnn, 3 seeds
+    python -m benchmarks.methods --task mnist --model lenet5 --npz PATH/mnist.npz
+    python -m benchmarks.methods --task cifar10 --model resnet8 --npz PATH/cifar10.npz
 
 Per seed: train the base model for E epochs; every structured method prunes it to
 `keep_macs` of its MACs and is fine-tuned for F epochs (search methods spend their own
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from edgeprune.api import PruneConfig, prune
-from edgeprune.benchmarks import mean_spread, write_doc
+from benchmarks import mean_spread, write_doc
 from edgeprune.metrics import count_macs, count_params
 from edgeprune.training import TrainConfig, evaluate, train
 from edgeprune.workflow import calibration_batches, load_task
@@ -227,7 +227,7 @@ def _write(a, rows: list[dict], task) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = next((r for r in rows if r["method"].startswith("scratch")), None)
     lines = [f"# Methods side by side: {a.model} on {a.task}", "",
-             f"Command: `python -m edgeprune.benchmarks.methods --task {a.task} --model {a.model}"
+             f"Command: `python -m benchmarks.methods --task {a.task} --model {a.model}"
              f"{' --npz ' + Path(a.npz).name if a.npz else ''} --epochs {a.epochs} --finetune {a.finetune} "
              f"--keep-macs {a.keep_macs} --sparsity {a.sparsity} --seeds {' '.join(map(str, a.seeds))}"
              f"{' --limit ' + str(a.limit) if a.limit else ''}` (2 CPU cores; one run, all methods in it).", "",

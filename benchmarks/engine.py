@@ -2,7 +2,7 @@
 (optional comparison dependency `torch-pruning`) in the same run. Each case runs in its own
 process (one thread pool of 2) so peak memory (max RSS) is per case.
 
-    edgeprune bench-engine --models resnet50 mobilenet_v2 densenet121 vit_b_16
+    python -m benchmarks.engine --models resnet50 mobilenet_v2 densenet121 vit_b_16
 """
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def run_engine_benchmark(models: list[str], out: str | Path, timeout: int = 1800
     for name in models:
         for tool in tools:
             try:
-                proc = subprocess.run([sys.executable, "-m", "edgeprune.bench_engine", tool, name],
+                proc = subprocess.run([sys.executable, "-m", "benchmarks.engine", tool, name],
                                       capture_output=True, text=True, timeout=timeout,
                                       env={**os.environ, "PYTHONWARNINGS": "ignore"}, preexec_fn=_cap_memory)
             except subprocess.TimeoutExpired:
@@ -132,7 +132,7 @@ def run_engine_benchmark(models: list[str], out: str | Path, timeout: int = 1800
 
 def write_table(results: dict, models: list[str], out: str | Path) -> None:
     lines = ["# Engine benchmark: trace + group + prune", "",
-             f"Command: `edgeprune bench-engine --models {' '.join(models)}` "
+             f"Command: `python -m benchmarks.engine --models {' '.join(models)}` "
              f"({platform.machine()}, {os.cpu_count()} cores, torch {__import__('torch').__version__}, batch 1, "
              "224x224, 50 % of channels, L1, each case in its own process capped at 20 GiB of data memory, "
              "wall-clock seconds of the first call in a fresh process).", "",

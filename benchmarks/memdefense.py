@@ -14,7 +14,7 @@ loss under the received model) is measured against the device's members and held
 non-members of its distribution, with the upload's accuracy on the test set. Output: a
 markdown table and an SVG (accuracy against calibrated AUC).
 
-    python -m edgeprune.benchmarks.memdefense --data cifar10 --npz ../shared/data/cifar10/cifar10_jpeg.npz \\
+    python -m benchmarks.memdefense --data cifar10 --npz ../shared/data/cifar10/cifar10_jpeg.npz \\
         --limit 5000 --out docs/memdefense
 """
 from __future__ import annotations
@@ -29,8 +29,13 @@ import torch
 
 from edgeprune.federated.client import EdgeClient
 from edgeprune.federated.experiment import FedConfig, make_devices
-from edgeprune.federated.privacy import (accuracy, calibrated_membership_auc, kernel_weights, memdefense,
-                                          membership_auc)
+from edgeprune.federated.privacy import (
+    accuracy,
+    calibrated_membership_auc,
+    kernel_weights,
+    membership_auc,
+    memdefense,
+)
 from edgeprune.zoo import create_model
 
 KINDS = ("memdefense (update)", "memdefense (zero)", "random (update)")

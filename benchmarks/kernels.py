@@ -2,8 +2,8 @@
 Cortex-M0+, M4 and M7 cores (edgeprune.deploy.emulate), and the speed of the sparse (CSR)
 kernels against the dense ones on this host at 50, 80, 90 and 95 % unstructured sparsity.
 
-    python -m edgeprune.benchmarks.kernels [--out docs/kernels.md] [--cores cortex-m0plus cortex-m4 cortex-m7]
-    python -m edgeprune.benchmarks.kernels --calibrate   # rewrites edgeprune/deploy/kernel_costs.json
+    python -m benchmarks.kernels [--out docs/kernels.md] [--cores cortex-m0plus cortex-m4 cortex-m7]
+    python -m benchmarks.kernels --calibrate   # rewrites edgeprune/deploy/kernel_costs.json
 
 For each layer shape, random int8 weights are zeroed at random to the sparsity, the dense and
 the sparse kernel compute the same layer (their outputs are compared: equal), compiled with gcc
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from edgeprune.benchmarks import write_doc
+from benchmarks import write_doc
 from edgeprune.deploy.cgen import c_array, csr_rows
 
 LAYERS = {
@@ -279,7 +279,7 @@ def calibrate(cores: tuple[str, ...] = ("cortex-m0plus", "cortex-m3", "cortex-m4
                             cwd=Path(__file__).parent).stdout.strip() or "unknown"
     import unicorn
     tab = {"provenance": {
-        "measured": datetime.date.today().isoformat(), "command": "python -m edgeprune.benchmarks.kernels --calibrate",
+        "measured": datetime.date.today().isoformat(), "command": "python -m benchmarks.kernels --calibrate",
         "compiler": f"{gcc} {opt}", "emulator": f"{qemu}; unicorn {unicorn.__version__} for the cycle classes",
         "edgeprune_commit": commit, "host": platform.platform(),
         "features": list(FEATURES),
@@ -363,7 +363,7 @@ def run(out: str | None = "docs/kernels.md", cores: tuple[str, ...] = ("cortex-m
                       f"speed-up {r['dense_us'] / r['sparse_us']:5.2f}x  outputs equal: {r['equal']}", flush=True)
     if out:
         lines = ["# edgeprune's int8 C kernels (measured)", "",
-                 "Command: `python -m edgeprune.benchmarks.kernels`.", "",
+                 "Command: `python -m benchmarks.kernels`.", "",
                  "## Instructions per MAC on emulated Cortex-M cores", "",
                  "Each layer alone (with its ReLU, fused), int8 weights per output channel, dense kernels, "
                  "arm-none-eabi-gcc -O2, run on QEMU's MPS2 boards (M0+ code on the AN385) and counted "
@@ -371,7 +371,7 @@ def run(out: str | None = "docs/kernels.md", cores: tuple[str, ...] = ("cortex-m
                  "The kernels are compiled as they are in a whole model (gcc's noipa: no call site's "
                  "constants propagate into them), so a layer costs the same alone as inside a model. "
                  "CMSIS-NN: its s8 kernels on the same layers, emulator, harness and compiler flags "
-                 "(recorded figures, see CMSIS_NN in edgeprune/benchmarks/kernels.py; CMSIS-NN is not part "
+                 "(recorded figures, see CMSIS_NN in benchmarks/kernels.py; CMSIS-NN is not part "
                  "of edgeprune).", "",
                  "| layer | MACs | " + " | ".join(f"{c} | CMSIS-NN {c.removeprefix('cortex-')}" for c in cores) + " |",
                  "|---|---|" + "---|---|" * len(cores)]

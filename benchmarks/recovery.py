@@ -1,6 +1,6 @@
 """Retraining-free recovery on HAPT, beside Torch-Pruning in the same run.
 
-    python -m edgeprune.benchmarks.recovery            # -> docs/recovery.md
+    python -m benchmarks.recovery            # -> docs/recovery.md
 
 The HAPT activity CNN (har_cnn: 291k parameters, 8.1M MACs) is trained once (seed 0, 8 epochs),
 then pruned with a uniform channel ratio of 0.5 (about 1/4 of the MACs) and 0.75 (about 1/15),
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 import edgeprune as ep
-from edgeprune.benchmarks import mean_spread, write_doc
+from benchmarks import mean_spread, write_doc
 from edgeprune.data import load_hapt
 from edgeprune.recovery import bn_recalibrate, reconstruct
 from edgeprune.training import TrainConfig, evaluate, train
@@ -82,7 +82,7 @@ def run(out: str | Path = "docs/recovery.md", seeds=(0, 1, 2), calibration: int 
             print(row, file=sys.stderr, flush=True)
     ms = mean_spread
     lines = ["# Retraining-free recovery on HAPT", "",
-             "Command: `python -m edgeprune.benchmarks.recovery` "
+             "Command: `python -m benchmarks.recovery` "
              f"({time.time() - t0:.0f} s on a 2-core machine). Dense har_cnn: {100 * base:.1f} % on users 22-30 "
              "(trained once, seed 0, 8 epochs). 1,000 calibration windows from the training users, three draws "
              "(mean ± spread); no backpropagation anywhere after pruning.", "",

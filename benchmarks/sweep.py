@@ -3,8 +3,8 @@ of every group, L1) and check each result: it runs, its output shape is unchange
 against the masked original (random weights, so every channel matters), MACs dropped, and its
 ONNX export runs in ONNX Runtime with the same outputs. Each model runs in its own process.
 
-    edgeprune sweep                      # all models -> docs/sweep.md
-    edgeprune sweep --models resnet50 vit_b_16
+    python -m benchmarks.sweep                      # all models -> docs/sweep.md
+    python -m benchmarks.sweep --models resnet50 vit_b_16
 """
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def run_sweep(out: str | Path, models: list[str] | None, ratio: float, timeout: 
     models = models or all_models()
     rows = []
     for name in models:
-        cmd = [sys.executable, "-m", "edgeprune.sweep", name, str(ratio)]
+        cmd = [sys.executable, "-m", "benchmarks.sweep", name, str(ratio)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                                   env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -102,7 +102,7 @@ def run_sweep(out: str | Path, models: list[str] | None, ratio: float, timeout: 
         print(_fmt(row), flush=True)
     passed = sum(1 for r in rows if r.get("ok"))
     header = (f"# Torchvision sweep: {passed} of {len(rows)} models pass\n\n"
-              f"Command: `edgeprune sweep` (prune ratio {ratio}, criterion l1, local scope, no per-model options; "
+              f"Command: `python -m benchmarks.sweep` (prune ratio {ratio}, criterion l1, local scope, no per-model options; "
               "random weights so every channel matters; input 128x128, 224 for ViT/Swin/MaxViT, 299 for Inception).\n"
               "A model passes when the pruned model runs, its output shape is unchanged, it equals the masked "
               "original to 1e-6 relative error in float64, its MACs dropped, and its ONNX export gives the same "

@@ -1,7 +1,7 @@
 """Unstructured pruning to 99 % sparsity on HAPT, with 6 fine-tuning epochs, beside
 `torch.nn.utils.prune` in the same run.
 
-    python -m edgeprune.benchmarks.unstructured        # -> docs/unstructured.md
+    python -m benchmarks.unstructured        # -> docs/unstructured.md
 
 The HAPT CNN (har_cnn) is trained once (seed 0, 8 epochs). Then, for each method and seed,
 99 % of the conv/linear weights are removed and the model is fine-tuned for 6 epochs with the
@@ -23,9 +23,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgeprune.benchmarks import mean_spread, write_doc
+from benchmarks import mean_spread, write_doc
 from edgeprune.data import load_hapt
-from edgeprune.sparse import SparseMasks, cubic_sparsity, global_magnitude, lamp_masks, layer_magnitude, prunable_weights
+from edgeprune.sparse import (
+    SparseMasks,
+    cubic_sparsity,
+    global_magnitude,
+    lamp_masks,
+    layer_magnitude,
+    prunable_weights,
+)
 from edgeprune.training import TrainConfig, evaluate, train
 from edgeprune.zoo import create_model
 
@@ -100,7 +107,7 @@ def run(out: str | Path = "docs/unstructured.md", seeds=(0, 1, 2)) -> None:
         print(name, accs, sp, file=sys.stderr, flush=True)
     ms = mean_spread
     lines = ["# Unstructured pruning to 99 % sparsity on HAPT", "",
-             f"Command: `python -m edgeprune.benchmarks.unstructured` ({time.time() - t0:.0f} s on a 2-core machine). "
+             f"Command: `python -m benchmarks.unstructured` ({time.time() - t0:.0f} s on a 2-core machine). "
              f"Dense har_cnn: {100 * base:.1f} % on users 22-30. {int(SPARSITY * 100)} % of conv/linear weights removed, "
              f"{EPOCHS} fine-tuning epochs with the masks held, seeds {list(seeds)} (mean ± spread).", "",
              "| method | accuracy % | measured sparsity % |", "|---|---|---|"]

@@ -9,7 +9,7 @@ all-honest run of each rule is the reference. Output: poisoning.json (every roun
 run) and poisoning.md (final accuracy, the drop from the honest run of plain FedAvg, traffic).
 Runs already in --out are kept, so an interrupted sweep resumes.
 
-    python -m edgeprune.benchmarks.poisoning --rounds 10 --out docs/federated_poisoning
+    python -m benchmarks.poisoning --rounds 10 --out docs/federated_poisoning
 """
 from __future__ import annotations
 
