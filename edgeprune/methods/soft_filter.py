@@ -40,10 +40,10 @@ class SoftFilterPruning:
             k = n_prune(g, self.prune_ratio, 1, 1)
             units = torch.argsort(scores[g.index], stable=True)[:k].tolist()
             self.zeroed[g.index] = units
-            for slot, idx in g.removed(units).items():
-                t = self.session.tensors.get(slot.key) if slot.kind == "p" else None
-                if slot.dim == 0 and t is not None and t.ndim >= 2:
-                    t.index_fill_(slot.dim, torch.as_tensor(idx, dtype=torch.long), 0.0)
+            removed = g.removed(units)
+            for slot in g.producer_slots if units else ():  # the filters (the axes the rules tag "out")
+                t = self.session.tensors[slot.key]
+                t.index_fill_(slot.dim, torch.as_tensor(removed[slot], dtype=torch.long), 0.0)
         return self.zeroed
 
     def finalize(self, **kw) -> PruneResult:
