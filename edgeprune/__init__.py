@@ -10,10 +10,11 @@ from edgeprune.errors import (
                               UnsupportedLayerError,
                               VerificationError,
 )
-from edgeprune.export import export_onnx, load_pruned, save_pruned
+from edgeprune.export import export_onnx
 from edgeprune.graph import trace
 from edgeprune.graph.coupling import ChannelGroup, build_groups
 from edgeprune.metrics import ModelStats, measure
+from edgeprune.model_io import load_pruned, save_pruned
 from edgeprune.rules import LayerRule, register_op, register_rule
 from edgeprune.surgery import PrunePlan, apply_plan
 from edgeprune.verify import VerifyReport, verify

@@ -357,7 +357,7 @@ def fit(model: nn.Module, task, config: FitConfig | None = None, out_dir: str | 
         out = _finish(pruned, result, f, cfg, task, acc, tmp, t0)
         from edgeprune.report.fit_report import fit_report_html
         if arch is not None:
-            from edgeprune.store import write_model_files
+            from edgeprune.model_io import write_model_files
             write_model_files(tmp / "model", pruned, arch, arch_kwargs, result.plan,
                               {"device": f.profile.name, "accuracy": acc})
             out.files["model"] = Path("model")

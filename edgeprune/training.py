@@ -7,7 +7,7 @@ import copy
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from edgeprune.data.tasks import take_samples  # noqa: F401 (its old home)
 from edgeprune.errors import ConfigError
+from edgeprune.hooks import TrainingHooks
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,15 @@ def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig |
           penalty: Callable[[nn.Module], torch.Tensor] | None = None,
           on_epoch: Callable[[nn.Module, int], None] | None = None,
           before_forward: Callable[[nn.Module, int], None] | None = None,
-          after_backward: Callable[[nn.Module], None] | None = None) -> TrainHistory:
+          after_backward: Callable[[nn.Module], None] | None = None,
+          methods: Sequence[TrainingHooks] = ()) -> TrainHistory:
     """Train `model` in place. With `teacher` and distill_alpha > 0, distil from it.
-    `penalty(model)` is added to the loss (regularizers); `on_step(model, step)` runs after
-    every optimiser step (sparse masks, clamps); `on_epoch(model, epoch)` after every epoch;
-    `before_forward(model, step)` / `after_backward(model)` bracket each step's forward and
-    backward (methods that run a masked model but update dense weights: DNS, DPF)."""
+    `methods` act during training through the hooks of edgeprune.hooks.TrainingHooks (loss
+    terms, masks, zeroing, gates). The callables are the same hooks one at a time:
+    `penalty(model)` is added to the loss; `on_step(model, step)` runs after every optimiser
+    step (1-based); `on_epoch(model, epoch)` after every epoch; `before_forward(model, step)` /
+    `after_backward(model)` bracket each step's forward and backward."""
+    hooks = list(methods) + [_Callables(on_step, penalty, on_epoch, before_forward, after_backward)]
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
     if config.distill_alpha > 0 and teacher is None:
@@ -100,8 +104,8 @@ def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig |
         total, n = 0.0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not show)
         for x, y in bar:
-            if before_forward is not None:
-                before_forward(model, global_step)
+            for h in hooks:
+                h.before_forward(model, global_step)
             out = model(x)
             if teacher is not None and config.distill_alpha > 0:
                 with torch.no_grad():
@@ -109,23 +113,23 @@ def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig |
                 loss = distillation_loss(out, t_out, y, config.distill_alpha, config.temperature)
             else:
                 loss = F.cross_entropy(out, y)
-            if penalty is not None:
-                loss = loss + penalty(model)
+            for h in hooks:
+                loss = h.regularize(loss, model)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if after_backward is not None:
-                after_backward(model)
+            for h in hooks:
+                h.after_backward(model, global_step)
             opt.step()
             sched.step()
+            for h in hooks:
+                h.after_step(model, global_step)
             global_step += 1
-            if on_step is not None:
-                on_step(model, global_step)
             total += loss.item() * y.numel()
             n += y.numel()
             bar.set_postfix(loss=f"{total / n:.4f}")
         hist.train_loss.append(total / max(n, 1))
-        if on_epoch is not None:
-            on_epoch(model, epoch)
+        for h in hooks:
+            h.after_epoch(model, epoch)
         if val_loader is not None:
             acc = evaluate(model, val_loader)
             hist.val_accuracy.append(acc)
@@ -140,3 +144,30 @@ def train(model: nn.Module, train_loader, val_loader=None, config: TrainConfig |
             model.load_state_dict(best_state)
     model.eval()
     return hist
+
+
+class _Callables(TrainingHooks):
+    """The `train` keyword callables as hooks (their 1-based `on_step` count kept)."""
+
+    def __init__(self, on_step, penalty, on_epoch, before_forward, after_backward):
+        self.on_step, self.penalty, self.on_epoch = on_step, penalty, on_epoch
+        self.before, self.after = before_forward, after_backward
+
+    def regularize(self, loss, model):
+        return loss + self.penalty(model) if self.penalty is not None else loss
+
+    def before_forward(self, model, step):
+        if self.before is not None:
+            self.before(model, step)
+
+    def after_backward(self, model, step):
+        if self.after is not None:
+            self.after(model)
+
+    def after_step(self, model, step):
+        if self.on_step is not None:
+            self.on_step(model, step + 1)
+
+    def after_epoch(self, model, epoch):
+        if self.on_epoch is not None:
+            self.on_epoch(model, epoch)

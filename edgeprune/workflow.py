@@ -1,7 +1,6 @@
 """The end-to-end jobs behind the CLI: train, prune + recover, evaluate, and the demo."""
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from pathlib import Path
@@ -10,7 +9,6 @@ import torch
 
 from edgeprune.api import PruneConfig, PruneResult, prune
 from edgeprune.data.tasks import Task, calibration_batches, load_task  # noqa: F401 (their old home)
-from edgeprune.errors import ConfigError
 from edgeprune.export.onnx import export_onnx
 from edgeprune.metrics import measure
 from edgeprune.report_table import before_after_table
@@ -22,27 +20,20 @@ RECOVERY = ("finetune", "distill", "reconstruct", "bn-recalibrate", "none")
 
 def prune_and_recover(model: torch.nn.Module, task: Task, config: PruneConfig, finetune: TrainConfig | None,
                       recovery: str = "finetune", calibration: int = 1000) -> tuple[PruneResult, dict]:
-    """Prune (verified), then recover: fine-tune, distil from the unpruned model, or without
-    training (least-squares reconstruction, or batch-norm re-calibration only) from
-    `calibration` training samples. Returns the result and accuracies {before, pruned, recovered}."""
-    from edgeprune.recovery import bn_recalibrate, reconstruct
+    """Prune (verified), then recover (edgeprune.recovery.recover: fine-tune, distil from the
+    unpruned model, or without training: least-squares reconstruction or batch-norm
+    re-calibration from `calibration` training samples). Returns the result and accuracies
+    {before, pruned, recovered}."""
+    from edgeprune.recovery import RecoveryConfig, recover
 
-    if recovery not in RECOVERY:
-        raise ConfigError(f"recovery must be one of {RECOVERY}, got {recovery!r}")
+    ft = finetune or TrainConfig(epochs=0)
+    rec = RecoveryConfig(method=recovery, epochs=ft.epochs, lr=ft.lr, calibration=calibration, seed=ft.seed)
     example = torch.randn(1, *task.input_shape)
     acc = {"before": evaluate(model, task.test)}
-    data = calibration_batches(task, calibration)
-    result = prune(model, config, example_inputs=example, data=data)
+    result = prune(model, config, example_inputs=example, data=calibration_batches(task, calibration))
     acc["pruned"] = evaluate(result.model, task.test)
-    if recovery in ("finetune", "distill") and finetune is not None and finetune.epochs > 0:
-        teacher = copy.deepcopy(model).eval() if recovery == "distill" else None
-        cfg = finetune if recovery == "finetune" else TrainConfig(**{**finetune.__dict__, "distill_alpha": 0.7})
-        train(result.model, task.train, task.val, cfg, teacher=teacher)
-    elif recovery == "reconstruct":
-        reconstruct(model, result.model, result.plan, data, samples=calibration)
-    elif recovery == "bn-recalibrate":
-        bn_recalibrate(result.model, data)
-    if recovery != "none":
+    recover(model, result.model, result.plan, task, rec)
+    if rec.method != "none":
         acc["recovered"] = evaluate(result.model, task.test)
     return result, acc
 
@@ -52,9 +43,9 @@ def demo(out_dir: str | Path = "runs/demo", epochs: int = 8, finetune_epochs: in
     """Train the HAPT activity CNN, prune it to `keep_macs` of its MACs, fine-tune, verify,
     export ONNX (checked in ONNX Runtime) and print a before/after table. Everything lands in
     `out_dir` in one step at the end; an earlier demo there is replaced, anything else refused."""
+    from edgeprune.model_io import write_model_files
     from edgeprune.outputs import check_output, writing
     from edgeprune.report import widths_svg
-    from edgeprune.store import write_model_files
 
     t0 = time.time()
     check_output(out_dir, force=force, replace_kind="demo")

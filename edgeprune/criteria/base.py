@@ -6,8 +6,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from edgeprune.errors import ConfigError
 from edgeprune.graph.coupling import ChannelGroup
+from edgeprune.registry import CRITERIA
 
 
 @dataclass
@@ -26,20 +26,20 @@ class ScoringContext:
 
 
 Criterion = Callable[[ChannelGroup, ScoringContext], torch.Tensor]
-CRITERIA: dict[str, Criterion] = {}
 
 
 def register_criterion(name: str) -> Callable[[Criterion], Criterion]:
+    """Function decorator: `@register_criterion("mine") def mine(group, ctx) -> Tensor[units]`
+    (higher = more important). A file in edgeprune/criteria/ is found by itself; a criterion
+    defined elsewhere is registered when its module is imported."""
     def wrap(fn: Criterion) -> Criterion:
-        CRITERIA[name] = fn
+        CRITERIA.register(name, fn)
         return fn
     return wrap
 
 
 def get_criterion(name: str) -> Criterion:
-    if name not in CRITERIA:
-        raise ConfigError(f"unknown criterion {name!r}; choose one of {sorted(CRITERIA)}")
-    return CRITERIA[name]
+    return CRITERIA.get(name).obj
 
 
 def per_unit(group: ChannelGroup, source: dict[str, torch.Tensor], reduce: str,

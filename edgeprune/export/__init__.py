@@ -1,4 +1,5 @@
+"""Exports for deployment: ONNX (checked in ONNX Runtime), fully-integer .tflite (tflite.py),
+int8 calibration in ONNX Runtime (quantize.py). Saving a pruned model: edgeprune.model_io."""
 from edgeprune.export.onnx import export_onnx
-from edgeprune.export.safe import load_pruned, save_pruned
 
-__all__ = ["export_onnx", "load_pruned", "save_pruned"]
+__all__ = ["export_onnx"]

@@ -11,10 +11,15 @@ norm); put it where the convolution was."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from edgeprune.config import TrainingMethodConfig, option
+from edgeprune.hooks import TrainingHooks
+from edgeprune.registry import register_method
 from edgeprune.rules import layer_kind
 
 
@@ -90,3 +95,41 @@ def add_fbs(model: nn.Module, density: float = 0.5) -> nn.Module:
     if count == 0:
         raise ValueError(f"{type(model).__name__} has no conv + batch-norm pair inside an nn.Sequential to gate")
     return model
+
+
+class FBS(TrainingHooks):
+    """Gates added before training (`prepare`), the saliencies' L1 term in the loss."""
+
+    def __init__(self, density: float, strength: float):
+        self.density, self.strength = density, strength
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        return add_fbs(model, self.density)
+
+    def regularize(self, loss: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        return loss + penalty(model, self.strength) if self.strength else loss
+
+
+@register_method("fbs")
+@dataclass(frozen=True)
+class FBSConfig(TrainingMethodConfig):
+    """Feature boosting and suppression: per input, only the most salient channels of each gated convolution run (Gao et al., ICLR 2019)."""
+
+    replay_on_load: ClassVar[bool] = True  # a saved model is gated again when it is loaded
+    shortcuts: ClassVar[dict] = {"--fbs": "density"}
+    density: float = option(0.5, "fraction of each gated convolution's channels computed per input",
+                            low=0, high=1, low_open=True)
+    strength: float = option(0.0, "L1 on the saliencies (the paper's term; 0: off)", low=0)
+
+    def build(self, model: nn.Module, example_inputs: Any, steps: int) -> FBS:
+        return FBS(self.density, self.strength)
+
+    def finalize(self, hooks: FBS, model: nn.Module, example_inputs: Any, task=None):
+        """No channel leaves the model: the result reports the MACs each test input needs."""
+        from edgeprune.api import PruneResult
+        from edgeprune.surgery.plan import PrunePlan
+        x = torch.cat([xb for xb, _ in task.test]) if task is not None else example_inputs
+        used, dense = dynamic_macs(model, x)
+        details = {"fbs_macs_per_input": {"mean": float(used.mean()), "min": float(used.min()),
+                                          "max": float(used.max()), "dense": dense}}
+        return PruneResult(model, PrunePlan(), None, None, None, "", details=details)

@@ -7,18 +7,22 @@ filters to exactly zero under proximal steps (`prox_(model, lr)`), which then pr
 without loss (criterion `l2`)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from edgeprune.api import PruneConfig, PruneResult, prune
+from edgeprune.config import TrainingMethodConfig, option
+from edgeprune.hooks import TrainingHooks
+from edgeprune.registry import register_method
 from edgeprune.rules import layers_of_kind
 
 _LAYERS = ("conv", "linear")  # layer kinds whose filters form the groups
 
 
-class GroupLasso:
+class GroupLasso(TrainingHooks):
     def __init__(self, strength: float = 1e-4, skip: tuple[str, ...] = ()):
         self.strength, self.skip = strength, skip
 
@@ -33,6 +37,9 @@ class GroupLasso:
                 rows = torch.cat([rows, m.bias[:, None]], 1)
             total = total + rows.norm(dim=1).sum()
         return self.strength * total
+
+    def regularize(self, loss: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        return loss + self.penalty(model)
 
     @torch.no_grad()
     def prox_(self, model: nn.Module, lr: float) -> None:
@@ -51,3 +58,18 @@ class GroupLasso:
     def finalize(self, model: nn.Module, example_inputs: Any, prune_ratio: float = 0.5, **kw) -> PruneResult:
         return prune(model, PruneConfig(criterion="l2", prune_ratio=prune_ratio, scope="global", **kw),
                      example_inputs=example_inputs)
+
+
+@register_method("group_lasso")
+@dataclass(frozen=True)
+class GroupLassoConfig(TrainingMethodConfig):
+    """Group lasso on filters while training, then the weakest filters removed (Wen et al., NeurIPS 2016)."""
+
+    strength: float = option(1e-4, "weight of the group-lasso penalty", low=0)
+    prune_ratio: float = option(0.5, "fraction of each group's channels removed at the end (0: train only)", low=0, high=1, high_open=True)
+
+    def build(self, model: nn.Module, example_inputs: Any, steps: int) -> GroupLasso:
+        return GroupLasso(self.strength)
+
+    def finalize(self, hooks: GroupLasso, model: nn.Module, example_inputs: Any, task=None) -> PruneResult:
+        return hooks.finalize(model, example_inputs, prune_ratio=self.prune_ratio)

@@ -16,7 +16,10 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from edgeprune.config import PruneMethodConfig, option
+from edgeprune.errors import ConfigError
 from edgeprune.example_inputs import call_with
+from edgeprune.registry import register_method
 
 
 @dataclass
@@ -65,3 +68,25 @@ def prune_layers(model: nn.Module, data: Iterable, n_remove: int, example_inputs
         if tuple(call_with(pruned.eval(), example_inputs).shape) != tuple(call_with(model.eval(), example_inputs).shape):
             raise RuntimeError("removing blocks changed the output shape")
     return LayerPruneResult(pruned, order, scores)
+
+
+@register_method("layers")
+@dataclass(frozen=True)
+class LayerDropConfig(PruneMethodConfig):
+    """Layer pruning: the residual blocks that change the features least replaced by identity."""
+
+    blocks: int = option(1, "blocks to remove", low=1)
+
+    def prune(self, model: nn.Module, *, example_inputs: Any, data=None):
+        from edgeprune.api import PruneResult
+        from edgeprune.metrics import measure
+        from edgeprune.surgery.plan import PrunePlan
+        if not data:
+            raise ConfigError("layer pruning scores blocks on calibration data: give data=[batches]")
+        res = prune_layers(model, data, self.blocks, example_inputs)
+        if not res.removed:
+            raise ConfigError(f"{type(model).__name__} has no block whose output has its input's shape; layer "
+                              "pruning removes residual blocks (try resnet1d, resnet8 or resnet20)")
+        plan = PrunePlan(replaced={name: "identity" for name in res.removed})
+        return PruneResult(res.model, plan, measure(model, example_inputs), measure(res.model, example_inputs),
+                           None, "", details={"removed_blocks": res.removed})

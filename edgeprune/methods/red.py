@@ -19,9 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeprune.config import PruneMethodConfig, option
 from edgeprune.example_inputs import call_with
 from edgeprune.graph.coupling import build_groups, model_tensors
 from edgeprune.graph.trace import trace
+from edgeprune.registry import register_method
 from edgeprune.surgery.apply import apply_plan
 from edgeprune.surgery.plan import PrunePlan
 
@@ -83,3 +85,20 @@ def merge_redundant(model: nn.Module, example_inputs: Any, bins: int | None = No
     merged_model = apply_plan(work, plan)
     err = float((call_with(merged_model, example_inputs) - call_with(model.eval(), example_inputs)).abs().max())
     return MergeResult(merged_model, plan, sum(len(v) for v in removed.values()), err)
+
+
+@register_method("red")
+@dataclass(frozen=True)
+class REDConfig(PruneMethodConfig):
+    """RED: merge channels whose producing weights are equal once hashed; no data needed (Yvinec et al., NeurIPS 2021)."""
+
+    bins: int | None = option(None, "hash each weight tensor to this many levels (default: exact duplicates only)",
+                              low=2)
+
+    def prune(self, model: nn.Module, *, example_inputs: Any, data=None):
+        from edgeprune.api import PruneResult
+        from edgeprune.metrics import measure
+        merged = merge_redundant(model, example_inputs, bins=self.bins)
+        return PruneResult(merged.model, merged.plan, measure(model, example_inputs),
+                           measure(merged.model, example_inputs), None, "",
+                           details={"merged_channels": merged.merged, "max_abs_change": merged.max_abs_error})

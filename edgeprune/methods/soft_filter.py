@@ -9,17 +9,21 @@ that are zero removed physically. Paper defaults: pruning rate 30-40 % per layer
 per epoch (the official code's `epoch_prune = 1`)."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from edgeprune.api import PruneConfig, PruneResult, prune
+from edgeprune.config import TrainingMethodConfig, option
 from edgeprune.engine import PruningSession
+from edgeprune.hooks import TrainingHooks
+from edgeprune.registry import register_method
 from edgeprune.selection import n_prune
 
 
-class SoftFilterPruning:
+class SoftFilterPruning(TrainingHooks):
     """`sfp = SoftFilterPruning(model, x, prune_ratio=0.3)`; call `sfp.step()` after each epoch;
     `sfp.finalize()` returns the physically pruned model."""
 
@@ -46,6 +50,9 @@ class SoftFilterPruning:
                 t.index_fill_(slot.dim, torch.as_tensor(removed[slot], dtype=torch.long), 0.0)
         return self.zeroed
 
+    def after_epoch(self, model: nn.Module, epoch: int) -> None:
+        self.step()
+
     def finalize(self, **kw) -> PruneResult:
         """Remove the zeroed filters (zero norm ranks lowest under L2)."""
         self.step()
@@ -54,3 +61,20 @@ class SoftFilterPruning:
                        example_inputs=self.example_inputs)
         self.model.train(was)
         return result
+
+
+@register_method("soft_filter")
+@dataclass(frozen=True)
+class SoftFilterConfig(TrainingMethodConfig):
+    """Soft filter pruning: the weakest filters zeroed after every epoch, free to grow back, removed at the end (He et al., IJCAI 2018)."""
+
+    keep_best: ClassVar[bool] = False  # the best-validation checkpoint may predate the zeroing
+    shortcuts: ClassVar[dict] = {"--soft-filter": "prune_ratio"}
+    prune_ratio: float = option(0.3, "fraction of each layer's filters zeroed each epoch and removed at the end",
+                                low=0, high=1, high_open=True)
+
+    def build(self, model: nn.Module, example_inputs: Any, steps: int) -> SoftFilterPruning:
+        return SoftFilterPruning(model, example_inputs, prune_ratio=self.prune_ratio)
+
+    def finalize(self, hooks: SoftFilterPruning, model: nn.Module, example_inputs: Any, task=None) -> PruneResult:
+        return hooks.finalize()

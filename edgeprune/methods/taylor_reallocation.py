@@ -32,14 +32,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from edgeprune.api import PruneResult
+from edgeprune.config import TrainingMethodConfig, option
 from edgeprune.errors import ConfigError
+from edgeprune.registry import register_method
 from edgeprune.search.gates import ChannelGates
 from edgeprune.search.space import ChannelSpace, check_reachable
 from edgeprune.sparse.schedules import cubic_sparsity
@@ -199,3 +201,39 @@ def train_to_rate(model: nn.Module, task_train, task_val, example_inputs: Any, t
     if rest > 0:
         train(tr.model, task_train, task_val, replace(train_config, epochs=rest, lr=train_config.lr * 0.5))
     return tr.model, tr
+
+
+@register_method("taylor_reallocation")
+@dataclass(frozen=True)
+class TrainToRateConfig(TrainingMethodConfig):
+    """Taylor importance + channel reallocation: one training run straight to a compression rate (Qi, Shen et al. 2020-21, reconstructed)."""
+
+    shortcuts: ClassVar[dict] = {"--target-macs": "keep_macs", "--target-params": "keep_params"}
+    trains_after_prune: ClassVar[bool] = True  # the compact network trains for the rest of the run
+    keep_macs: float | None = option(None, "fraction of the MACs kept at the end (default 0.25)", low=0, high=1,
+                                     low_open=True, high_open=True)
+    keep_params: float | None = option(None, "fraction of the parameters kept at the end", low=0, high=1,
+                                       low_open=True, high_open=True)
+    start: float = option(0.1, "the schedule starts at this fraction of the run's steps", low=0, high=1)
+    end: float = option(0.6, "... and ends (masks frozen, network compacted) at this fraction", low=0, high=1)
+    interval: int = option(30, "steps between reallocations", low=1)
+    momentum: float = option(0.9, "momentum of the importance across intervals", low=0, high=1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.keep_macs is not None and self.keep_params is not None:
+            raise ConfigError("taylor_reallocation: give keep_macs or keep_params, not both")
+
+    def run(self, model: nn.Module, task, train_config, example_inputs: Any) -> PruneResult:
+        """The whole run (its own training loop: the network is compacted part way)."""
+        from edgeprune.metrics import measure
+        key, target = ("params", self.keep_params) if self.keep_params is not None else \
+            ("macs", self.keep_macs if self.keep_macs is not None else 0.25)
+        cfg = TaylorReallocationConfig(target=target, key=key, start=self.start, end=self.end,
+                                       interval=self.interval, momentum=self.momentum)
+        small, tr = train_to_rate(model, task.train, task.val, example_inputs, train_config, cfg)
+        r = tr.result
+        details = {"requested": target, "achieved": tr.achieved, "key": key, "widths": tr.log.widths[-1],
+                   "units_revived": tr.log.revived, "unit_cost": tr.unit_cost(), "sizes": tr.space.sizes}
+        return PruneResult(small, r.plan, r.before, measure(small, example_inputs), r.verification, r.tracer,
+                           details=details)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from edgeprune.example_inputs import call_with
+from edgeprune.registry import RECOVERIES
 from edgeprune.rules import layers_of_kind
 
 
@@ -34,3 +35,10 @@ def bn_recalibrate(model: nn.Module, data: Iterable, batches: int | None = None)
             m.momentum = mom
         model.eval()
     return model
+
+
+@RECOVERIES.register("bn_recalibrate")
+def bn_recalibrate_recovery(original, pruned, plan, task, config, calib) -> None:
+    """Batch-norm statistics re-estimated on calibration samples, no training."""
+    from edgeprune.data import calibration_batches
+    bn_recalibrate(pruned, calib or calibration_batches(task, config.calibration))

@@ -18,6 +18,7 @@ from torch import nn
 
 from edgeprune.example_inputs import call_with
 from edgeprune.recovery.bn_recalibrate import bn_recalibrate
+from edgeprune.registry import RECOVERIES
 from edgeprune.rules import layer_kind
 from edgeprune.surgery.plan import PrunePlan
 
@@ -119,3 +120,13 @@ def reconstruct(original: nn.Module, pruned: nn.Module, plan: PrunePlan, data: I
 def _kept(plan: PrunePlan, tensor: str, dim: int, size: int) -> torch.Tensor:
     gone = set(plan.removed.get(tensor, {}).get(dim, []))
     return torch.tensor([i for i in range(size) if i not in gone], dtype=torch.long)
+
+
+@RECOVERIES.register("reconstruct")
+def reconstruct_recovery(original, pruned, plan, task, config, calib) -> None:
+    """Least squares from calibration samples, no training (devices that cannot train)."""
+    if config.least_squares_first:
+        return  # done already
+    from edgeprune.data import calibration_batches
+    reconstruct(original, pruned, plan, calib or calibration_batches(task, config.calibration),
+                samples=config.calibration)

@@ -20,10 +20,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from edgeprune.config import option
 from edgeprune.errors import ConfigError
+from edgeprune.registry import register_method
+from edgeprune.search.job import WidthSearchConfig
 from edgeprune.search.space import ChannelSpace, check_reachable, scale_to_budget
 
 
@@ -121,3 +125,41 @@ class ABCPruner:
                     fits[i] = self._evaluate(codes[i])
         fit, keep, model = self.best
         return ABCResult(keep, fit, model, self.history)
+
+
+@register_method("abc")
+@dataclass(frozen=True)
+class ABCSearchConfig(WidthSearchConfig):
+    """ABCPruner: an artificial bee colony searches the widths, candidates briefly trained (Lin et al., IJCAI 2020)."""
+
+    cycles: int = option(10, "bee-colony cycles", low=1)
+    fitness_batches: int = option(20, "training batches per candidate before it is scored (the paper: 2 epochs)", low=1)
+
+    def search(self, model: nn.Module, task, finetune=None):
+        import itertools
+
+        from edgeprune.data import take_samples
+        from edgeprune.training import evaluate
+        key, target = self.budget()
+        val = take_samples(task.val, self.val_samples)
+        space = ChannelSpace(model, torch.randn(1, *task.input_shape), "random")
+        batches = list(itertools.islice(itertools.cycle(task.train), self.fitness_batches))
+
+        def fitness(m: nn.Module) -> float:
+            opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+            m.train()
+            for x, y in batches:
+                opt.zero_grad()
+                nn.functional.cross_entropy(m(x), y).backward()
+                opt.step()
+            return evaluate(m, val)
+
+        cfg = ABCConfig(target=target, key=key, max_cycle=self.cycles, seed=self.seed, progress=self.progress)
+        found = ABCPruner(space, fitness, cfg).search()
+        # the best structure's briefly trained weights warm-start fine-tuning (the paper's rule)
+        removed = {g.index: space.order[g.index][: len(g) - u]
+                   for g, u in zip(space.groups, space.kept_units(found.keep))}
+        result = space.finalize(removed=removed, check=True)
+        result.model.load_state_dict(found.model.state_dict())
+        result.details = {"keep": found.keep, "evaluated": len(found.history), "best_fitness": found.fitness}
+        return result

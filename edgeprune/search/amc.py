@@ -32,8 +32,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from edgeprune.config import option
 from edgeprune.errors import ConfigError
+from edgeprune.registry import register_method
 from edgeprune.rules import layer_kind
+from edgeprune.search.job import WidthSearchConfig
 from edgeprune.search.space import ChannelSpace, check_reachable
 
 REWARDS = ("accuracy", "error_log_flops", "error_log_params")
@@ -266,3 +269,32 @@ class AMC:
                 best = h
             bar.set_postfix(best_acc=f"{best['accuracy']:.3f}", cost=f"{best['cost']:.3f}")
         return AMCResult(best["keep"], best["reward"], best["accuracy"], best["cost"], history)
+
+
+@register_method("amc")
+@dataclass(frozen=True)
+class AMCSearchConfig(WidthSearchConfig):
+    """AMC: a DDPG agent picks each layer's width, rewarded by accuracy after a least-squares refit (He et al., ECCV 2018)."""
+
+    episodes: int = option(300, "episodes of the agent", low=1)
+    warmup: int | None = option(None, "random episodes first (default: a third of the episodes, at most 100)", low=0)
+    calibration: int = option(500, "training samples for the least-squares refit of each candidate", low=1)
+
+    def search(self, model: nn.Module, task, finetune=None):
+        from edgeprune.data import calibration_batches, take_samples
+        from edgeprune.recovery import reconstruct
+        from edgeprune.training import evaluate
+        key, target = self.budget()
+        val = take_samples(task.val, self.val_samples)
+        space = ChannelSpace(model, torch.randn(1, *task.input_shape), "l1")
+        calib = calibration_batches(task, self.calibration)
+        warmup = self.warmup if self.warmup is not None else min(self.episodes // 3, 100)
+        cfg = AMCConfig(target=target, key=key, episodes=self.episodes, warmup=warmup, seed=self.seed,
+                        progress=self.progress)
+        refit = lambda m, plan: reconstruct(model, m, plan, calib, samples=self.calibration)  # noqa: E731
+        found = AMC(space, lambda m: evaluate(m, val), cfg, refit=refit).search()
+        result = space.finalize(found.keep)
+        reconstruct(model, result.model, result.plan, calib, samples=self.calibration)
+        result.details = {"keep": found.keep, "episodes": len(found.history),
+                          "best_episode_accuracy": found.accuracy}
+        return result

@@ -26,10 +26,13 @@ import torch
 from torch import nn
 
 from edgeprune.api import PruneResult
+from edgeprune.config import option
 from edgeprune.criteria import get_criterion
 from edgeprune.criteria.base import ScoringContext
 from edgeprune.errors import ConfigError
+from edgeprune.registry import register_method
 from edgeprune.search.gates import ChannelGates
+from edgeprune.search.job import WidthSearchConfig
 from edgeprune.search.space import ChannelSpace, check_reachable
 
 
@@ -165,3 +168,28 @@ class DSA:
         removed = {g.index: torch.argsort(w, stable=True)[: len(g) - k].tolist()
                    for g, w, k in zip(self.space.groups, self.importances(), keep)}
         return self.space.finalize(removed=removed, model=self.model)
+
+
+@register_method("dsa")
+@dataclass(frozen=True)
+class DSASearchConfig(WidthSearchConfig):
+    """DSA: differentiable sparsity allocation, widths learned jointly with the weights (Ning et al., ECCV 2020)."""
+
+    search_epochs: int = option(3, "epochs of joint training while allocating", low=1)
+
+    def search(self, model: nn.Module, task, finetune=None):
+        import copy
+        from dataclasses import replace
+
+        from edgeprune.training import TrainConfig, train
+        key, target = self.budget()
+        work = copy.deepcopy(model)
+        space = ChannelSpace(work, torch.randn(1, *task.input_shape), "l1")
+        dsa = DSA(work, space, DSAConfig(target=target, key=key, seed=self.seed),
+                  total_steps=self.search_epochs * len(task.train))
+        base = finetune or TrainConfig()
+        train(work, task.train, None, replace(base, epochs=self.search_epochs, keep_best=False, progress=self.progress),
+              on_step=dsa.step)
+        result = dsa.finalize()
+        result.details = {"keep": dsa.alpha.tolist()}
+        return result

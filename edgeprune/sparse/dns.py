@@ -7,9 +7,15 @@ between -> unchanged. The paper sets a and b per layer from the layer's mean and
 deviation of |w| (a = 0.9 (mu + c sigma), b = 1.1 (mu + c sigma)); `c` sets the sparsity."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from edgeprune.config import SparsifyConfig, option
+from edgeprune.hooks import TrainingHooks
+from edgeprune.registry import register_method
 from edgeprune.sparse.masks import SparseMasks, prunable_weights, restore_dense
 
 
@@ -46,3 +52,49 @@ class DynamicNetworkSurgery:
         """Dense weights back (their gradient, from the masked forward, stays in .grad)."""
         restore_dense(model, self._dense)
         self._dense = {}
+
+
+class _DNSHooks(TrainingHooks):
+    def __init__(self, dns: DynamicNetworkSurgery, every: int):
+        self.dns, self.every = dns, every
+
+    def before_forward(self, model: nn.Module, step: int) -> None:
+        if step % self.every == 0:
+            self.dns.update(model)
+        self.dns.forward_weights(model)
+
+    def after_backward(self, model: nn.Module, step: int) -> None:
+        self.dns.restore(model)
+
+
+def dns_for_sparsity(model: nn.Module, sparsity: float, skip: tuple[str, ...] = ()) -> DynamicNetworkSurgery:
+    """DNS with its thresholds' c set by bisection so that the pretrained weights' masks reach
+    about `sparsity` (the paper tunes c per network by hand)."""
+    weights = list(prunable_weights(model, skip).values())
+    total = sum(w.numel() for w in weights)
+    lo, hi = -1.0, 4.0  # c: thresholds mu + c sigma; more c, more pruned
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        probe = DynamicNetworkSurgery(c=mid, skip=skip)
+        pruned = sum(int((w.abs() < probe.thresholds(w)[0]).sum()) for w in weights)
+        lo, hi = (mid, hi) if pruned < sparsity * total else (lo, mid)
+    return DynamicNetworkSurgery(c=(lo + hi) / 2, skip=skip)
+
+
+@register_method("dns")
+@dataclass(frozen=True)
+class DNSConfig(SparsifyConfig):
+    """Dynamic network surgery: pruning and splicing while training (Guo et al., NeurIPS 2016)."""
+
+    trains: ClassVar[bool] = True
+    sparsity: float = option(0.9, "fraction of the prunable weights removed", low=0, high=1, high_open=True)
+    every: int = option(10, "steps between mask revisions", low=1)
+    ignore: tuple[str, ...] = option((), "modules whose weights stay dense (module names)", aliases=("--skip",))
+
+    def masks(self, model: nn.Module, inputs) -> SparseMasks:
+        train = inputs.training("dns")
+        dns = dns_for_sparsity(model, self.sparsity, self.ignore)
+        dns.update(model)
+        train(model, [_DNSHooks(dns, self.every)])
+        dns.masks.apply_(model)
+        return dns.masks

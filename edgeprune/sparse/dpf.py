@@ -8,9 +8,15 @@ feeds back: a pruned weight whose dense value grows is revived when the mask is 
 Gupta up to `final_sparsity`). At the end the sparse model is the dense one masked."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from edgeprune.config import SparsifyConfig, option
+from edgeprune.hooks import TrainingHooks
+from edgeprune.registry import register_method
 from edgeprune.sparse.masks import SparseMasks, global_magnitude, restore_dense
 from edgeprune.sparse.schedules import cubic_sparsity
 
@@ -40,3 +46,31 @@ class DynamicPruningFeedback:
         self.masks = global_magnitude(model, self.final, self.skip)
         self.masks.apply_(model)
         return self.masks
+
+
+class _DPFHooks(TrainingHooks):
+    def __init__(self, dpf: DynamicPruningFeedback):
+        self.dpf = dpf
+
+    def before_forward(self, model: nn.Module, step: int) -> None:
+        self.dpf.before_forward(model, step)
+
+    def after_backward(self, model: nn.Module, step: int) -> None:
+        self.dpf.after_backward(model)
+
+
+@register_method("dpf")
+@dataclass(frozen=True)
+class DPFConfig(SparsifyConfig):
+    """Dynamic pruning with feedback: sparse forward, dense updates (Lin et al., ICLR 2020)."""
+
+    trains: ClassVar[bool] = True
+    sparsity: float = option(0.9, "fraction of the prunable weights removed", low=0, high=1, high_open=True)
+    ramp: float = option(2 / 3, "fraction of the fine-tuning over which sparsity rises", low=0, high=1, low_open=True)
+    ignore: tuple[str, ...] = option((), "modules whose weights stay dense (module names)", aliases=("--skip",))
+
+    def masks(self, model: nn.Module, inputs) -> SparseMasks:
+        train = inputs.training("dpf")
+        dpf = DynamicPruningFeedback(self.sparsity, end=max(1, int(inputs.steps * self.ramp + 1e-9)), skip=self.ignore)
+        train(model, [_DPFHooks(dpf)])
+        return dpf.finalize(model)

@@ -4,10 +4,14 @@ higher sparsity. A weight once pruned stays pruned. The sparsity of round r of R
 1 - (1 - final)^(r / R), so every round removes the same fraction of what is left."""
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, ClassVar
 
 from torch import nn
 
+from edgeprune.config import SparsifyConfig, option
+from edgeprune.hooks import MaskHolder
+from edgeprune.registry import register_method
 from edgeprune.sparse.masks import SparseMasks, global_magnitude, layer_magnitude
 
 
@@ -26,3 +30,20 @@ def iterative_magnitude(model: nn.Module, final_sparsity: float, rounds: int,
             retrain(model, masks)
             masks.apply_(model)
     return masks
+
+
+@register_method("iterative")
+@dataclass(frozen=True)
+class IterativeConfig(SparsifyConfig):
+    """Iterative magnitude pruning, retraining with the masks held after each round (Han et al. 2015)."""
+
+    trains: ClassVar[bool] = True
+    sparsity: float = option(0.9, "fraction of the prunable weights removed", low=0, high=1, high_open=True)
+    rounds: int = option(3, "prune-retrain rounds", low=1)
+    scope: str = option("global", "one threshold for all layers, or the same fraction per layer",
+                        choices=("global", "layer"))
+    ignore: tuple[str, ...] = option((), "modules whose weights stay dense (module names)", aliases=("--skip",))
+
+    def masks(self, model: nn.Module, inputs) -> SparseMasks:
+        retrain = (lambda mod, masks: inputs.train(mod, [MaskHolder(masks)])) if inputs.train is not None else None
+        return iterative_magnitude(model, self.sparsity, self.rounds, retrain, self.scope, self.ignore)

@@ -6,9 +6,13 @@ Scores are comparable across layers, so one global threshold on them sets each l
 sparsity; the largest weight of every layer scores 1, so no layer is ever emptied."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from edgeprune.config import SparsifyConfig, option
+from edgeprune.registry import register_method
 from edgeprune.sparse.masks import SparseMasks, _kth_threshold, prunable_weights
 
 
@@ -27,3 +31,15 @@ def lamp_masks(model: nn.Module, sparsity: float, skip: tuple[str, ...] = ()) ->
     scores = {n: lamp_scores(w) for n, w in weights.items()}
     thr = _kth_threshold(torch.cat([s.flatten() for s in scores.values()]), sparsity)
     return SparseMasks({n: s > thr for n, s in scores.items()})
+
+
+@register_method("lamp")
+@dataclass(frozen=True)
+class LAMPConfig(SparsifyConfig):
+    """LAMP: layer-adaptive magnitude scores under one global threshold (Lee et al., ICLR 2021)."""
+
+    sparsity: float = option(0.9, "fraction of the prunable weights removed", low=0, high=1, high_open=True)
+    ignore: tuple[str, ...] = option((), "modules whose weights stay dense (module names)", aliases=("--skip",))
+
+    def masks(self, model: nn.Module, inputs) -> SparseMasks:
+        return lamp_masks(model, self.sparsity, self.ignore)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from edgeprune.config import SparsifyConfig, option
+from edgeprune.registry import register_method
 from edgeprune.rules import layers_of_kind
 
 _LAYERS = ("conv", "linear")  # layer kinds whose weights are masked
@@ -76,3 +78,27 @@ def restore_dense(model: nn.Module, dense: dict[str, torch.Tensor]) -> None:
     params = dict(model.named_parameters())
     for name, t in dense.items():
         params[name].copy_(t)
+
+
+@register_method("magnitude")
+@dataclass(frozen=True)
+class MagnitudeConfig(SparsifyConfig):
+    """Magnitude pruning with one global threshold (Han et al., NeurIPS 2015)."""
+
+    sparsity: float = option(0.9, "fraction of the prunable weights removed", low=0, high=1, high_open=True)
+    ignore: tuple[str, ...] = option((), "modules whose weights stay dense (module names)", aliases=("--skip",))
+
+    def masks(self, model: nn.Module, inputs) -> SparseMasks:
+        return global_magnitude(model, self.sparsity, self.ignore)
+
+
+@register_method("layer_magnitude")
+@dataclass(frozen=True)
+class LayerMagnitudeConfig(SparsifyConfig):
+    """Magnitude pruning, the same fraction in every layer."""
+
+    sparsity: float = option(0.9, "fraction of the prunable weights removed", low=0, high=1, high_open=True)
+    ignore: tuple[str, ...] = option((), "modules whose weights stay dense (module names)", aliases=("--skip",))
+
+    def masks(self, model: nn.Module, inputs) -> SparseMasks:
+        return layer_magnitude(model, self.sparsity, self.ignore)

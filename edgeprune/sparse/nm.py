@@ -3,10 +3,14 @@ block of M consecutive weights along a row's input dimension, keep the N largest
 (2:4 is what sparse tensor cores run at twice the dense speed)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from edgeprune.config import SparsifyConfig, option
 from edgeprune.errors import ConfigError
+from edgeprune.registry import register_method
 from edgeprune.sparse.masks import SparseMasks, prunable_weights
 
 
@@ -36,3 +40,20 @@ def nm_masks(model: nn.Module, n: int = 2, m: int = 4, skip: tuple[str, ...] = (
         if w[0].numel() % m == 0:
             out[name] = nm_mask(w, n, m)
     return SparseMasks(out)
+
+
+@register_method("nm")
+@dataclass(frozen=True)
+class NMConfig(SparsifyConfig):
+    """N:M semi-structured sparsity: the N largest of every M weights kept (NVIDIA ASP)."""
+
+    n: int = option(2, "N of N:M: weights kept in every block", low=1, high=64)
+    m: int = option(4, "M of N:M: the block length along a row", low=2, high=64)
+    ignore: tuple[str, ...] = option((), "modules whose weights stay dense (module names)", aliases=("--skip",))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_nm(self.n, self.m)
+
+    def masks(self, model: nn.Module, inputs) -> SparseMasks:
+        return nm_masks(model, self.n, self.m, self.ignore)

@@ -10,13 +10,18 @@ the remaining weights are updated, not just masked. Layers are done one after an
 seeing inputs produced by the already-pruned layers before it."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
 from torch import nn
 
+from edgeprune.config import SparsifyConfig, option
+from edgeprune.errors import ConfigError
+from edgeprune.registry import register_method
 from edgeprune.rules import layers_of_kind
 from edgeprune.sparse.masks import SparseMasks
+from edgeprune.sparse.nm import check_nm
 
 
 @torch.no_grad()
@@ -90,3 +95,26 @@ def sparsegpt(model: nn.Module, data: Iterable, sparsity: float = 0.5, n: int | 
         layer.weight.copy_(new.to(layer.weight.dtype))
         masks[f"{name}.weight" if name else "weight"] = layer.weight != 0
     return SparseMasks(masks)
+
+
+@register_method("sparsegpt")
+@dataclass(frozen=True)
+class SparseGPTConfig(SparsifyConfig):
+    """SparseGPT: one-shot OBS-style pruning with weight updates, Linear layers (Frantar & Alistarh, ICML 2023)."""
+
+    sparsity: float = option(0.5, "fraction of the prunable weights removed", low=0, high=1, high_open=True)
+    n: int | None = option(None, "N of N:M (with --m): N:M masks instead of a fraction", low=1, high=64)
+    m: int | None = option(None, "M of N:M", low=2, high=64)
+    blocksize: int = option(128, "columns solved at once (the paper's lazy batch updates)", low=1)
+    ignore: tuple[str, ...] = option((), "modules whose weights stay dense (module names)", aliases=("--skip",))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.n is None) != (self.m is None):
+            raise ConfigError("sparsegpt: give both n and m for N:M masks, or neither")
+        if self.n is not None:
+            check_nm(self.n, self.m)
+
+    def masks(self, model: nn.Module, inputs) -> SparseMasks:
+        return sparsegpt(model, inputs.calibration("sparsegpt"), self.sparsity, self.n, self.m, skip=self.ignore,
+                         blocksize=self.blocksize)

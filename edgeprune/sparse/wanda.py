@@ -8,13 +8,18 @@ The paper prunes Linear layers of LLMs; convolutions are handled the same way he
 channel's norm (over batch and positions) weighting every kernel tap that reads it."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
 from torch import nn
 
+from edgeprune.config import SparsifyConfig, option
+from edgeprune.errors import ConfigError
+from edgeprune.registry import register_method
 from edgeprune.rules import layer_kind, layers_of_kind
 from edgeprune.sparse.masks import SparseMasks
+from edgeprune.sparse.nm import check_nm
 
 
 @torch.no_grad()
@@ -62,3 +67,24 @@ def wanda_masks(model: nn.Module, data: Iterable, sparsity: float = 0.5, n: int 
                 keep.scatter_(1, score.topk(k, dim=1, largest=False).indices, False)
             out[name] = keep.reshape(w.shape)
     return SparseMasks(out)
+
+
+@register_method("wanda")
+@dataclass(frozen=True)
+class WandaConfig(SparsifyConfig):
+    """Wanda: |weight| x input-activation norm, per output row (Sun et al., ICLR 2024)."""
+
+    sparsity: float = option(0.5, "fraction of the prunable weights removed", low=0, high=1, high_open=True)
+    n: int | None = option(None, "N of N:M (with --m): N:M masks instead of a per-row fraction", low=1, high=64)
+    m: int | None = option(None, "M of N:M", low=2, high=64)
+    ignore: tuple[str, ...] = option((), "modules whose weights stay dense (module names)", aliases=("--skip",))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.n is None) != (self.m is None):
+            raise ConfigError("wanda: give both n and m for N:M masks, or neither")
+        if self.n is not None:
+            check_nm(self.n, self.m)
+
+    def masks(self, model: nn.Module, inputs) -> SparseMasks:
+        return wanda_masks(model, inputs.calibration("wanda"), self.sparsity, self.n, self.m, skip=self.ignore)

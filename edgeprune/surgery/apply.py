@@ -21,8 +21,22 @@ def _keep_index(size: int, removed: list[int], device) -> torch.Tensor:
     return mask.nonzero().squeeze(1).to(device)
 
 
+def _replace_modules(model: nn.Module, replaced: dict[str, str]) -> None:
+    modules = dict(model.named_modules())
+    missing = [n for n in replaced if n not in modules or not n]
+    if missing:
+        raise PlanMismatchError(f"the plan replaces '{missing[0]}', which this model does not have.\n"
+                                "help: apply the plan to the architecture it was made for.")
+    for name in replaced:  # "identity" is the only replacement a plan may name (checked on load)
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, nn.Identity())
+
+
 def apply_plan(model: nn.Module, plan: PrunePlan) -> nn.Module:
-    """Prune `model` in place following `plan` and return it."""
+    """Prune `model` in place following `plan` and return it: whole layers replaced first,
+    then every tensor cut."""
+    if plan.replaced:
+        _replace_modules(model, plan.replaced)
     owners: dict[str, tuple[nn.Module, str]] = {}
     for mname, mod in model.named_modules(remove_duplicate=False):
         for tname, _ in list(mod.named_parameters(recurse=False)) + list(mod.named_buffers(recurse=False)):

@@ -19,12 +19,14 @@ PLAN_VERSION = 1
 @dataclass
 class PrunePlan:
     """`removed[tensor][dim]` = sorted indices removed along `dim` of that parameter/buffer.
-    `shapes[tensor]` = its shape before pruning (checked when replaying)."""
+    `shapes[tensor]` = its shape before pruning (checked when replaying). `replaced[module]` =
+    "identity" for whole layers removed (layer pruning), replaced before any cut."""
 
     removed: dict[str, dict[int, list[int]]] = field(default_factory=dict)
     shapes: dict[str, list[int]] = field(default_factory=dict)
     groups: list[dict] = field(default_factory=list)  # for reports: name, units before, removed
     meta: dict = field(default_factory=dict)
+    replaced: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_groups(cls, groups: list[ChannelGroup], removed_units: dict[int, list[int]],
@@ -48,7 +50,8 @@ class PrunePlan:
     def merge(self, later: "PrunePlan") -> "PrunePlan":
         """The plan equal to applying `self`, then `later` (whose indices refer to the smaller model)."""
         out = PrunePlan({k: {d: list(v) for d, v in dims.items()} for k, dims in self.removed.items()},
-                        dict(self.shapes), self.groups + later.groups, {**self.meta, **later.meta})
+                        dict(self.shapes), self.groups + later.groups, {**self.meta, **later.meta},
+                        {**self.replaced, **later.replaced})
         for name, dims in later.removed.items():
             out.shapes.setdefault(name, later.shapes[name])
             for d, idx in dims.items():
@@ -59,12 +62,13 @@ class PrunePlan:
 
     @property
     def is_empty(self) -> bool:
-        return not any(any(v) for dims in self.removed.values() for v in dims.values())
+        return not self.replaced and not any(any(v) for dims in self.removed.values() for v in dims.values())
 
     def to_dict(self) -> dict:
         return {"version": PLAN_VERSION, "removed": {k: {str(d): v for d, v in dims.items()}
                                                      for k, dims in self.removed.items()},
-                "shapes": self.shapes, "groups": self.groups, "meta": self.meta}
+                "shapes": self.shapes, "groups": self.groups, "meta": self.meta,
+                **({"replaced": self.replaced} if self.replaced else {})}
 
     @classmethod
     def from_dict(cls, data: dict) -> "PrunePlan":
@@ -108,7 +112,11 @@ class PrunePlan:
         meta = data.get("meta", {})
         if not isinstance(meta, dict):
             raise bad("'meta' must be an object")
-        return cls(removed, shapes, groups, meta)
+        replaced = data.get("replaced", {})
+        if not (isinstance(replaced, dict) and all(isinstance(k, str) and k and v == "identity"
+                                                   for k, v in replaced.items())):
+            raise bad("'replaced' must map module names to \"identity\"")
+        return cls(removed, shapes, groups, meta, dict(replaced))
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
