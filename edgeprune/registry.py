@@ -120,4 +120,16 @@ def register_method(name: str) -> Callable[[type], type]:
     return wrap
 
 
-__all__ = ["CRITERIA", "Entry", "METHODS", "RECOVERIES", "Registry", "STRATEGIES", "register_method"]
+def list_methods(verb: str | None = None) -> list[str]:
+    """Names of the registered methods (of one verb: "prune", "sparsify", "search", "train")."""
+    return METHODS.names(verb)
+
+
+def method_config(name: str, **options: Any):
+    """The config of method `name` with `options` (the rest at their defaults):
+    `method_config("wanda", sparsity=0.5)`."""
+    return METHODS.get(name).obj(**options)
+
+
+__all__ = ["CRITERIA", "Entry", "METHODS", "RECOVERIES", "Registry", "STRATEGIES", "list_methods", "method_config",
+           "register_method"]

@@ -1,4 +1,6 @@
 """Each criterion's defining behaviour on hand-made weights."""
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -156,3 +158,32 @@ def test_l1_ranks_a_transposed_convolution_by_its_filters_alone():
     assert r.verification.ok
     assert r.plan.removed["1.weight"][1] == [0, 2, 4]
     assert r.plan.removed["2.weight"][0] == [0, 2, 4] and r.plan.removed["4.weight"][1] == [0, 2, 4]
+
+
+def test_entropy_matches_hand_computed_values():
+    from edgeprune.criteria.entropy import channel_entropy
+    v = torch.tensor([[0.0, 0.0, 5.0], [0.0, 1.0, 5.0], [1.0, 2.0, 5.0], [1.0, 3.0, 5.0]])
+    h = channel_entropy(v, bins=4)
+    # column 0: two values, two each -> ln 2; column 1: four values, one per bin -> ln 4; column 2: constant -> 0
+    assert torch.allclose(h, torch.tensor([math.log(2), math.log(4), 0.0]), atol=1e-6)
+    # 3 of 4 samples in one bin, 1 in another: -(3/4 ln 3/4 + 1/4 ln 1/4)
+    h2 = channel_entropy(torch.tensor([[0.0], [0.0], [0.0], [1.0]]), bins=10)
+    assert h2.item() == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)), abs=1e-6)
+
+
+def test_entropy_removes_the_channel_whose_output_ignores_the_input():
+    # channel 0 always outputs 10 (zero filter, bias 10): the largest mean activation and a large
+    # bias, but it tells nothing about the input; channels 1-3 follow the input, with smaller outputs
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv1d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8, 2)).eval()
+    with torch.no_grad():
+        m[0].weight.zero_()
+        m[0].bias.copy_(torch.tensor([10.0, 0.0, 0.0, 0.0]))
+        m[0].weight[1:, 0, 1] = torch.tensor([0.5, 0.8, 1.2])
+    data = [(torch.rand(16, 1, 8), torch.zeros(16, dtype=torch.long)) for _ in range(4)]
+    x = torch.rand(1, 1, 8)
+    by_entropy = ep.prune(m, ep.PruneConfig(criterion="entropy", prune_ratio=0.25), example_inputs=x, data=data)
+    by_mean = ep.prune(m, ep.PruneConfig(criterion="mean_activation", prune_ratio=0.25), example_inputs=x, data=data)
+    assert by_entropy.verification.ok
+    assert by_entropy.plan.removed["0.weight"][0] == [0]
+    assert by_mean.plan.removed["0.weight"][0] == [1]  # the weakest varying channel: not what entropy removes

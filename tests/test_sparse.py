@@ -169,3 +169,23 @@ def test_iterative_magnitude_prunes_monotonically_and_retrains_between_rounds():
         assert all((~before[k] & after[k]).sum() == 0 for k in before)
     assert masks.sparsity() == pytest.approx(0.875, abs=0.01)
     assert (m[0].weight == 0).float().mean() > 0  # the masks hold after the last retraining
+
+
+def test_filterlet_pruning_removes_whole_low_norm_kernel_columns():
+    # conv 2 -> 3 channels, kernel 3: 9 filterlets (filter o, position k), each the 2 input
+    # channels at one tap. Their norms are set by hand; at 1/3 the three smallest columns go,
+    # whole (both input channels), unlike magnitude pruning, which picks single weights.
+    import edgeprune as ep
+    from edgeprune.sparse.filterlet import filterlet_masks
+    conv = torch.nn.Conv1d(2, 3, 3)
+    with torch.no_grad():
+        col = torch.tensor([[3.0, 0.1, 2.0], [0.2, 4.0, 5.0], [1.0, 0.3, 6.0]])  # |column| per (o, k)
+        conv.weight.copy_(torch.stack([col * 0.6, col * 0.8], 1))  # norm of each column = col
+        conv.weight[0, 0, 0] = 0.01  # a tiny single weight in a strong column: magnitude would take it
+    model = torch.nn.Sequential(conv)
+    keep = filterlet_masks(model, 1 / 3).masks["0.weight"]
+    assert (keep[:, 0] == keep[:, 1]).all()  # constant along the input channels
+    assert sorted(map(tuple, (~keep[:, 0]).nonzero().tolist())) == [(0, 1), (1, 0), (2, 1)]
+    r = ep.sparsify(model, ep.method_config("filterlet", sparsity=1 / 3))
+    assert r.masks.sparsity() == pytest.approx(1 / 3) and r.model[0].weight[0, 0, 0] != 0
+    assert ep.sparsify(model, ep.method_config("magnitude", sparsity=1 / 3)).model[0].weight[0, 0, 0] == 0

@@ -7,12 +7,12 @@ import errno
 import json
 import sys
 
-from edgeprune.cli import demo, export, federated, fit, inspect, prune, sparsify, train
+from edgeprune.cli import demo, export, federated, fit, inspect, methods, prune, sparsify, train
 from edgeprune.cli.common import Parser, UsageError
 from edgeprune.cli.options import apply_config_file
 from edgeprune.errors import ConfigError, EdgePruneError, VerificationError
 
-COMMANDS = (train, prune, sparsify, inspect, export, demo, fit, federated)
+COMMANDS = (train, prune, sparsify, inspect, export, demo, fit, federated, methods)
 
 
 def build_parser() -> Parser:

@@ -49,7 +49,9 @@ class _StatsRecorder(Recorder):
                 continue  # a length that varies with the input (sequence), not channels
             t = outs[pos].detach().float().movedim(dim, 1)
             t = t.reshape(t.shape[0], t.shape[1], -1) if t.ndim >= 2 else t.reshape(1, -1, 1)
-            if self.kind == "apoz":
+            if self.kind == "samples":  # one pooled value per sample and channel (kept, not summed)
+                s, c = t.mean(2), 1
+            elif self.kind == "apoz":
                 s, c = (t == 0).float().sum((0, 2)), t.shape[0] * t.shape[2]
             elif self.kind == "mean":
                 s, c = t.abs().sum((0, 2)), t.shape[0] * t.shape[2]
@@ -62,7 +64,8 @@ class _StatsRecorder(Recorder):
 
 
 def _stats(ctx: ScoringContext, kind: str) -> dict[tuple[int, int], torch.Tensor]:
-    """Per (value id, dim) channel statistic over the calibration data, cached per kind."""
+    """Per (value id, dim) channel statistic over the calibration data, cached per kind; for
+    kind "samples", every sample's pooled value: a [samples, channels] tensor."""
     if kind in ctx.cache:
         return ctx.cache[kind]
     if not ctx.data or ctx.model is None or ctx.graph is None:
@@ -84,12 +87,32 @@ def _stats(ctx: ScoringContext, kind: str) -> dict[tuple[int, int], torch.Tensor
             rec = _StatsRecorder(ctx.model.eval(), wanted, kind)
             run_recorded(rec, ctx.model, x)
             for key, s in rec.sums.items():
-                rec_sums[key] = rec_sums.get(key, 0) + s
-                rec_counts[key] = rec_counts.get(key, 0) + rec.counts[key]
+                if kind == "samples":
+                    rec_sums[key] = torch.cat([rec_sums[key], s]) if key in rec_sums else s
+                    rec_counts[key] = 1
+                else:
+                    rec_sums[key] = rec_sums.get(key, 0) + s
+                    rec_counts[key] = rec_counts.get(key, 0) + rec.counts[key]
     out = {}
     for (k, pos, dim), s in rec_sums.items():
         out[(graph.nodes[k].outputs[pos].id, dim)] = s / max(rec_counts[(k, pos, dim)], 1)
     ctx.cache[kind] = out
+    return out
+
+
+def channel_samples(group: ChannelGroup, ctx: ScoringContext) -> list[tuple[tuple, torch.Tensor]]:
+    """For a group's activation values (after its activation function, else its layers'
+    outputs): (slot, [samples, units, k]) of each channel's value averaged over its positions,
+    one row per calibration sample, for criteria built on the distribution of a channel's
+    output over inputs (entropy)."""
+    stats = _stats(ctx, "samples")
+    out = []
+    for slot in _value_slots(group, ctx.graph, False):
+        per_sample = stats.get((slot[1], slot[2]))
+        if per_sample is not None:
+            out.append((slot, per_sample[:, torch.from_numpy(group.slots[slot])]))
+    if not out:
+        raise ConfigError(f"no activations measured for group {group.name}")
     return out
 
 
@@ -112,14 +135,17 @@ def _score(group: ChannelGroup, ctx: ScoringContext, kind: str, zero_based: bool
 
 @register_criterion("apoz")
 def apoz(group: ChannelGroup, ctx: ScoringContext) -> torch.Tensor:
+    """APoZ: channels whose activations are most often zero go first (Hu et al. 2016); needs data."""
     return 1.0 - _score(group, ctx, "apoz", True)
 
 
 @register_criterion("mean_activation")
 def mean_activation(group: ChannelGroup, ctx: ScoringContext) -> torch.Tensor:
+    """Mean activation: channels with the smallest mean output go first (Molchanov et al. 2017); needs data."""
     return _score(group, ctx, "mean", False)
 
 
 @register_criterion("hrank")
 def hrank(group: ChannelGroup, ctx: ScoringContext) -> torch.Tensor:
+    """HRank: channels whose feature maps have the lowest average rank go first (Lin et al., CVPR 2020); needs data."""
     return _score(group, ctx, "rank", False)

@@ -13,6 +13,7 @@ from edgeprune.graph.coupling import ChannelGroup
 
 @register_criterion("bn_scale")
 def bn_scale(group: ChannelGroup, ctx: ScoringContext) -> torch.Tensor:
+    """Batch-norm scale |gamma|: channels scaled towards zero go first (network slimming, Liu et al. 2017)."""
     gammas = group.slots_with_role("scale")  # the normalisation scales the rules tagged
     score = torch.zeros(len(group))
     for _, view in unit_views(group, ctx.tensors, slots=gammas):

@@ -16,6 +16,7 @@ from edgeprune.graph.coupling import ChannelGroup
 
 @register_criterion("fpgm")
 def fpgm(group: ChannelGroup, ctx: ScoringContext) -> torch.Tensor:
+    """FPGM: filters nearest the geometric median of their layer go first (He et al., CVPR 2019)."""
     producers = [s for s in group.producer_slots if s.key in ctx.tensors]
     if not producers:  # no filters (a group of norms only): fall back to magnitude
         return l2(group, ctx)

@@ -24,9 +24,11 @@ def _norm(group: ChannelGroup, ctx: ScoringContext, p: int) -> torch.Tensor:
 
 @register_criterion("l1")
 def l1(group: ChannelGroup, ctx: ScoringContext) -> torch.Tensor:
+    """L1 norm of each filter (Li et al., ICLR 2017)."""
     return _norm(group, ctx, 1)
 
 
 @register_criterion("l2")
 def l2(group: ChannelGroup, ctx: ScoringContext) -> torch.Tensor:
+    """L2 norm of each filter."""
     return _norm(group, ctx, 2)

@@ -9,4 +9,5 @@ from edgeprune.graph.coupling import ChannelGroup
 
 @register_criterion("random")
 def random(group: ChannelGroup, ctx: ScoringContext) -> torch.Tensor:
+    """Random ranking (the baseline every criterion must beat)."""
     return torch.rand(len(group), generator=ctx.generator)

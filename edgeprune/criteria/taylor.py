@@ -13,6 +13,7 @@ from edgeprune.graph.coupling import ChannelGroup
 
 @register_criterion("taylor")
 def taylor(group: ChannelGroup, ctx: ScoringContext) -> torch.Tensor:
+    """First-order Taylor: |gradient x weight| summed per channel (Molchanov et al. 2017/2019); needs data."""
     if not ctx.grads:
         raise ConfigError("the 'taylor' criterion needs gradients: pass calibration data "
                           "(prune(..., data=loader)) so edgeprune can compute them")

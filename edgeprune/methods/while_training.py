@@ -24,12 +24,13 @@ def prune_while_training(model: nn.Module, config: TrainingMethodConfig, *, task
         raise ConfigError(f"prune_while_training takes a training-time method's config, got {type(config).__name__}")
     x = example_inputs if example_inputs is not None else torch.randn(1, *task.input_shape)
     if hasattr(config, "run"):
-        return config.run(model, task, train_config, x)
-    hooks = config.build(model, x, train_config.epochs * len(task.train))
-    hooks.prepare(model)
-    cfg = replace(train_config, keep_best=train_config.keep_best and config.keep_best)
-    train(model, task.train, task.val, cfg, methods=[hooks])
-    result = config.finalize(hooks, model.eval(), x, task)
+        result = config.run(model, task, train_config, x)
+    else:
+        hooks = config.build(model, x, train_config.epochs * len(task.train))
+        hooks.prepare(model)
+        cfg = replace(train_config, keep_best=train_config.keep_best and config.keep_best)
+        train(model, task.train, task.val, cfg, methods=[hooks])
+        result = config.finalize(hooks, model.eval(), x, task)
     result.details = {"method": config.method, **result.details}
     return result
 
