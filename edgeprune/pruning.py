@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from edgeprune.budget import meet_budget
 from edgeprune.engine import Blocks, PruningSession
 from edgeprune.errors import ConfigError, VerificationError
 from edgeprune.opgraph import OpGraph
@@ -85,8 +86,8 @@ def search_ratio(session: PruningSession, config, key: str, target: float, base_
     if frac > target:
         raise ConfigError(f"cannot reach keep_{key}={target}: even pruning 99% of every group keeps "
                           f"{frac:.3f} of the {key} (ignored and unprunable layers remain)")
-    best = bisect_feasible(lambda r: _kept(session.fork(), config, r, key, base_value, False)[0] <= target,
-                           lo=0.0, hi=0.99, steps=14, tol=2e-3)
+    best = meet_budget(lambda r: _kept(session.fork(), config, r, key, base_value, False)[0] <= target,
+                       0.0, 0.99, steps=14, feasible="high", tol=2e-3)
     if config.scope == "local" and config.round_to == 1 and config.steps == 1 and not config.layer_ratios:
         config = _fill(session, config, key, target, base_value, best)
     frac, step = _kept(session, config, best, key, base_value, config.verify)
@@ -94,21 +95,6 @@ def search_ratio(session: PruningSession, config, key: str, target: float, base_
         best = min(0.99, best + 0.01)
         frac, step = _kept(session, config, best, key, base_value, config.verify)
     return step
-
-
-def bisect_feasible(fits, lo: float, hi: float, steps: int, tol: float = 0.0) -> float:
-    """The smallest t in [lo, hi] with `fits(t)` (monotone: feasible from some t on), to
-    within the bisection's resolution; `hi` is assumed feasible."""
-    best = hi
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        if fits(mid):
-            hi, best = mid, mid
-        else:
-            lo = mid
-        if hi - lo < tol:
-            break
-    return best
 
 
 def _fill(session: PruningSession, config, key: str, target: float, base_value: int, ratio: float,

@@ -32,15 +32,17 @@ class RecoveryConfig:
             raise ConfigError(f"recovery: distill_alpha must be in [0, 1], got {self.distill_alpha}")
 
 
-def recover(original: nn.Module, pruned: nn.Module, plan, task, config: RecoveryConfig | None = None) -> nn.Module:
+def recover(original: nn.Module, pruned: nn.Module, plan, task, config: RecoveryConfig | None = None, *,
+            data: list | None = None) -> nn.Module:
     """Recover `pruned` in place (and return it) by `config.method`; `original` is the model
-    before pruning (the teacher, the least-squares target), `plan` what was removed."""
+    before pruning (the teacher, the least-squares target), `plan` what was removed; `data`:
+    calibration batches to use (default: the first `config.calibration` training samples)."""
     from edgeprune.data import calibration_batches
     config = config or RecoveryConfig()
-    calib = None
+    calib = data
     if config.least_squares_first and config.method != "none":
         from edgeprune.recovery.reconstruct import reconstruct
-        calib = calibration_batches(task, config.calibration)
+        calib = calib or calibration_batches(task, config.calibration)
         reconstruct(original, pruned, plan, calib, samples=config.calibration)
     RECOVERIES.get(config.method).obj(original, pruned, plan, task, config, calib)
     return pruned.eval()

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from edgeprune.api import PruneConfig, PruneResult
+from edgeprune.budget import meet_budget
 from edgeprune.engine import PruningSession
 from edgeprune.errors import ConfigError
 from edgeprune.graph.coupling import ChannelGroup
@@ -223,15 +224,9 @@ def scale_to_budget(space: ChannelSpace, keep: Sequence[float], key: str, target
     keep = np.asarray(keep, dtype=float)
     if cost(space.fractions(keep)) <= budget:
         return keep.tolist()
-    floor = np.asarray(min_keep_vector(space, lower))
-    lo, hi = 0.0, 1.0  # t: keep = floor + t (keep - floor)
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        if cost(space.fractions(floor + mid * (keep - floor))) <= budget:
-            lo = mid
-        else:
-            hi = mid
-    return (floor + lo * (keep - floor)).tolist()
+    floor = np.asarray(min_keep_vector(space, lower))  # t: keep = floor + t (keep - floor)
+    t = meet_budget(lambda t: cost(space.fractions(floor + t * (keep - floor))) <= budget, 0.0, 1.0, steps=40)
+    return (floor + t * (keep - floor)).tolist()
 
 
 def check_reachable(space: ChannelSpace, key: str, target: float, lower: float) -> None:
